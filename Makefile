@@ -1,0 +1,64 @@
+# pypi_ops.pypiserver: every target creates .venv on first use from the pinned files.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+COLL_LINK := $(VENV)/collections/ansible_collections/pypi_ops/pypiserver
+# pip must not pick anything up from the user's or the machine's config.
+PIP := PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 $(PY) -m pip
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(VENV)/collections
+export PATH := $(VENV)/bin:$(PATH)
+
+PLAYBOOK := $(VENV)/bin/ansible-playbook
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help venv dev verify verify-url test test-fast lint constraints clean doc
+
+help:
+	@echo "make verify   - run the full suite on the embedded local pypiserver (reports/)"
+	@echo "make test     - run the project's tests (unit, contract, integration)"
+	@echo "make test-fast- the same without the slow cases"
+	@echo "make lint     - ruff + ansible-lint"
+	@echo "make clean    - remove .venv, state and reports"
+
+$(VENV)/.runtime: requirements.txt constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet -r requirements.txt -c constraints.txt
+	@mkdir -p $(dir $(COLL_LINK)) && ln -sfn $(CURDIR) $(COLL_LINK)
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PIP) install --quiet -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+venv: $(VENV)/.runtime
+
+dev: $(VENV)/.dev
+
+verify: $(VENV)/.runtime
+	cd $(CURDIR) && $(PLAYBOOK) verify.yml $(ARGS)
+
+test: $(VENV)/.dev
+	cd $(CURDIR) && $(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.dev
+	cd $(CURDIR) && $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check plugins tests
+	$(VENV)/bin/ruff format --check plugins tests
+	$(VENV)/bin/ansible-lint
+
+doc: $(VENV)/.runtime
+	@for m in plugins/modules/*.py; do n=$$(basename $$m .py); $(VENV)/bin/ansible-doc pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok $$n"; done
+
+constraints: 
+	rm -rf /tmp/pypi_ops_constraints && $(PYTHON) -m venv /tmp/pypi_ops_constraints
+	PIP_CONFIG_FILE=/dev/null /tmp/pypi_ops_constraints/bin/pip install -q -r requirements-dev.txt
+	{ echo "# Full resolved set for requirements-dev.txt (python 3.11). Regenerate with 'make constraints'."; \
+	  PIP_CONFIG_FILE=/dev/null /tmp/pypi_ops_constraints/bin/pip freeze --all; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) .state reports .work

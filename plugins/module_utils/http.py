@@ -1,0 +1,158 @@
+# -*- coding: utf-8 -*-
+# Copyright: pypi_ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HTTP client plumbing shared by every module that talks to an index.
+
+One session factory (timeouts, auth, TLS) and one translation of transport
+errors into a single sentence that names the cause and the next step.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from urllib.parse import urlsplit
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - depends on the controller
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = exc
+
+USER_AGENT = "pypi_ops.pypiserver"
+
+# Options every HTTP-speaking module accepts; spread into each module's argument_spec.
+CLIENT_ARGS: dict[str, dict[str, t.Any]] = {
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "validate_certs": {"type": "bool", "default": True},
+    "ca_path": {"type": "path"},
+    "connect_timeout": {"type": "float", "default": 5.0},
+    "read_timeout": {"type": "float", "default": 30.0},
+}
+
+
+class ClientOptions(t.NamedTuple):
+    username: str | None
+    password: str | None
+    validate_certs: bool
+    ca_path: str | None
+    connect_timeout: float
+    read_timeout: float
+
+    @classmethod
+    def from_params(cls, params: dict[str, t.Any]) -> "ClientOptions":
+        return cls(
+            params.get("username"),
+            params.get("password"),
+            bool(params.get("validate_certs", True)),
+            params.get("ca_path"),
+            float(params.get("connect_timeout") or 5.0),
+            float(params.get("read_timeout") or 30.0),
+        )
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+    @property
+    def verify(self) -> bool | str:
+        if not self.validate_certs:
+            return False
+        return self.ca_path or True
+
+
+def make_session(opts: ClientOptions, pool: int = 4, max_redirects: int = 10) -> "requests.Session":
+    """A requests session with auth, TLS settings and no proxy/netrc surprises."""
+    session = requests.Session()
+    session.trust_env = False  # no ~/.netrc, no proxy env: talk to the server under test only
+    session.headers["User-Agent"] = USER_AGENT
+    session.max_redirects = max_redirects
+    if opts.username is not None or opts.password is not None:
+        session.auth = (opts.username or "", opts.password or "")
+    session.verify = opts.verify
+    adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def warn_insecure(module: t.Any, opts: ClientOptions) -> None:
+    if not opts.validate_certs:
+        module.warn("validate_certs is false: TLS certificates are NOT verified; use ca_path for a private CA instead.")
+
+
+def describe_error(exc: BaseException, url: str, opts: ClientOptions | None = None) -> str:
+    """One sentence: what failed, why, and what to do next. Never includes credentials."""
+    safe = redact_url(url)
+    text = str(exc)
+    low = text.lower()
+    ct, rt = (opts.connect_timeout, opts.read_timeout) if opts else (None, None)
+    if HAS_REQUESTS and isinstance(exc, requests.exceptions.SSLError):
+        if "self-signed" in low or "self signed" in low or "unable to get local issuer" in low:
+            return (
+                f"TLS verification failed for {safe}: the certificate is self-signed or from an unknown CA; "
+                "pass ca_path with the CA bundle (or validate_certs: false for a throwaway test)."
+            )
+        if "expired" in low:
+            return f"TLS verification failed for {safe}: the server certificate has expired; renew it on the server."
+        if "hostname" in low or "doesn't match" in low or "not valid for" in low:
+            return (
+                f"TLS verification failed for {safe}: the certificate does not match the host name; "
+                "use the name the certificate was issued for."
+            )
+        return f"TLS error talking to {safe}: {_short(text)}; check the certificate and ca_path."
+    if HAS_REQUESTS and isinstance(exc, requests.exceptions.TooManyRedirects):
+        return f"Too many redirects from {safe} (a redirect loop); check the URL and the proxy/ingress rewrite rules."
+    if HAS_REQUESTS and isinstance(exc, requests.exceptions.ConnectTimeout):
+        return (
+            f"Timed out after {ct}s connecting to {safe}; the host is not answering "
+            "(firewall, wrong address, or server down); check the URL and network path."
+        )
+    if HAS_REQUESTS and isinstance(exc, requests.exceptions.ReadTimeout):
+        return (
+            f"{safe} accepted the connection but sent no answer within {rt}s; the server is hung or overloaded; "
+            "check its logs or raise read_timeout."
+        )
+    if "name or service not known" in low or "nodename nor servname" in low or "name resolution" in low or (
+        "getaddrinfo" in low
+    ):
+        host = urlsplit(url).hostname
+        return f"Host name {host!r} does not resolve (DNS); check the URL's host name."
+    if "connection refused" in low:
+        return f"Connection refused by {safe}: nothing listens there; check the port and that the server is running."
+    if "connection reset" in low or "remotedisconnected" in low or "connection aborted" in low:
+        return f"{safe} closed the connection without an answer; check the server log and any proxy in front of it."
+    return f"Request to {safe} failed: {_short(text)}; check the URL and that the server is running."
+
+
+def redact_url(url: str) -> str:
+    """Drop any user:password@ part from a URL before it is shown."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _short(text: str, limit: int = 240) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def http_status_hint(status: int) -> str:
+    """The usual cause of an HTTP status when an index answers it."""
+    return {
+        401: "the server wants credentials: set username/password (pypi_username/pypi_password)",
+        403: "the credentials were refused: check the username/password or the htpasswd file",
+        404: "not found: check the URL path (simple index usually at /simple/)",
+        413: (
+            "a body-size limit refused the request: raise the ingress nginx.ingress.kubernetes.io/proxy-body-size "
+            "annotation or the reverse proxy's client_max_body_size"
+        ),
+    }.get(status, "the server failed: read its log" if status >= 500 else "unexpected answer")

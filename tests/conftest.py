@@ -1,0 +1,130 @@
+"""Shared fixtures: real pypiserver processes on 127.0.0.1 and an in-process module runner.
+
+Nothing here mocks the server under test. Every server a test starts is stopped
+by PID at teardown, even when the test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import typing as t
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COLLECTIONS = ROOT / ".venv" / "collections"
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
+
+from ansible.module_utils.testing import patch_module_args  # noqa: E402
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls  # noqa: E402
+
+
+class Server(t.NamedTuple):
+    url: str
+    port: int
+    package_dir: str
+    state_dir: str
+    htpasswd: str | None
+    username: str | None
+    password: str | None
+    spec: ls.Spec
+
+    @property
+    def simple_url(self) -> str:
+        return self.url + "simple/"
+
+    def restart(self) -> dict:
+        return ls.start(self.spec._replace(port=self.port), self.state_dir, force_restart=True)[1]
+
+    def stop(self) -> None:
+        ls.stop(self.state_dir)
+
+
+@pytest.fixture
+def pypiserver_factory(tmp_path_factory):
+    """Start real pypiserver processes; all are stopped by PID at teardown."""
+    started: list[Server] = []
+
+    def factory(
+        auth_actions: tuple[str, ...] = (),
+        username: str | None = None,
+        password: str | None = None,
+        overwrite: bool = False,
+        package_dir: str | None = None,
+        backend: str = "simple-dir",
+        **extra: t.Any,
+    ) -> Server:
+        base = tmp_path_factory.mktemp("pypiserver")
+        state_dir = str(base / "state")
+        pkg = package_dir or str(base / "packages")
+        htpasswd = None
+        if username is not None:
+            htpasswd = str(base / "htpasswd")
+            ls.write_htpasswd(htpasswd, {username: password or ""})
+        spec = ls.Spec(
+            package_dir=pkg,
+            auth_actions=tuple(auth_actions),
+            htpasswd=htpasswd,
+            overwrite=overwrite,
+            backend=backend,
+            **extra,
+        )
+        _, info = ls.start(spec, state_dir, timeout=30)
+        server = Server(info["url"], info["port"], pkg, state_dir, htpasswd, username, password, spec)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        ls.stop(server.state_dir)
+
+
+@pytest.fixture
+def pypiserver(pypiserver_factory) -> Server:
+    """A plain server: no auth, no overwrite."""
+    return pypiserver_factory()
+
+
+@pytest.fixture
+def auth_pypiserver(pypiserver_factory) -> Server:
+    """A server that authenticates uploads (pypiserver's default -a update)."""
+    return pypiserver_factory(auth_actions=("update",), username="ci-user", password="s3cr3t-Pa55")
+
+
+class ModuleResult(dict):
+    @property
+    def failed(self) -> bool:
+        return bool(self.get("failed"))
+
+
+@pytest.fixture
+def run_module(capsys):
+    """Run a module's main() in-process with real arguments; return its JSON result."""
+
+    def runner(module: t.Any, args: dict[str, t.Any], check_mode: bool = False) -> ModuleResult:
+        args = dict(args)
+        if check_mode:
+            args["_ansible_check_mode"] = True
+        capsys.readouterr()
+        with patch_module_args(args):
+            with pytest.raises(SystemExit):
+                module.main()
+        out = capsys.readouterr().out
+        try:
+            return ModuleResult(json.loads(out))
+        except ValueError:
+            pytest.fail(f"module printed non-JSON output: {out!r}")
+
+    return runner
+
+
+@pytest.fixture
+def no_user_pip_config(monkeypatch, tmp_path):
+    """Point pip's global/user config somewhere empty for this test's children."""
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg-empty"))
+    monkeypatch.setenv("HOME", os.environ.get("HOME", str(tmp_path)))
