@@ -19,6 +19,7 @@ COLLECTIONS = ROOT / ".venv" / "collections"
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
 
+from ansible.module_utils.common import warnings as ansible_warnings  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls  # noqa: E402
@@ -111,6 +112,9 @@ def run_module(capsys):
         if check_mode:
             args["_ansible_check_mode"] = True
         capsys.readouterr()
+        # module warnings/deprecations are process-global in ansible-core: start each run clean
+        ansible_warnings._global_warnings.clear()
+        ansible_warnings._global_deprecations.clear()
         with patch_module_args(args):
             with pytest.raises(SystemExit):
                 module.main()

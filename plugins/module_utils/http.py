@@ -44,7 +44,7 @@ class ClientOptions(t.NamedTuple):
     read_timeout: float
 
     @classmethod
-    def from_params(cls, params: dict[str, t.Any]) -> "ClientOptions":
+    def from_params(cls, params: dict[str, t.Any]) -> ClientOptions:
         return cls(
             params.get("username"),
             params.get("password"),
@@ -65,7 +65,7 @@ class ClientOptions(t.NamedTuple):
         return self.ca_path or True
 
 
-def make_session(opts: ClientOptions, pool: int = 4, max_redirects: int = 10) -> "requests.Session":
+def make_session(opts: ClientOptions, pool: int = 4, max_redirects: int = 10) -> requests.Session:
     """A requests session with auth, TLS settings and no proxy/netrc surprises."""
     session = requests.Session()
     session.trust_env = False  # no ~/.netrc, no proxy env: talk to the server under test only
@@ -117,8 +117,11 @@ def describe_error(exc: BaseException, url: str, opts: ClientOptions | None = No
             f"{safe} accepted the connection but sent no answer within {rt}s; the server is hung or overloaded; "
             "check its logs or raise read_timeout."
         )
-    if "name or service not known" in low or "nodename nor servname" in low or "name resolution" in low or (
-        "getaddrinfo" in low
+    if (
+        "name or service not known" in low
+        or "nodename nor servname" in low
+        or "name resolution" in low
+        or ("getaddrinfo" in low)
     ):
         host = urlsplit(url).hostname
         return f"Host name {host!r} does not resolve (DNS); check the URL's host name."

@@ -74,7 +74,9 @@ class Spec(t.NamedTuple):
 def validate_spec(spec: Spec) -> None:
     bad = [a for a in spec.auth_actions if a not in VALID_ACTIONS]
     if bad:
-        raise ServerError(f"Unknown auth action(s) {bad}; use any of {list(VALID_ACTIONS)} or an empty list for no auth.")
+        raise ServerError(
+            f"Unknown auth action(s) {bad}; use any of {list(VALID_ACTIONS)} or an empty list for no auth."
+        )
     if spec.auth_actions and not spec.htpasswd:
         raise ServerError(
             "Auth actions were given without credentials: pypiserver would refuse every upload. "

@@ -53,9 +53,7 @@ def run(
         child_env = dict(os.environ)
         child_env.update(env or {})
         try:
-            proc = subprocess.run(
-                full, env=child_env, cwd=cwd, input=data, capture_output=True, text=True, check=False
-            )
+            proc = subprocess.run(full, env=child_env, cwd=cwd, input=data, capture_output=True, text=True, check=False)
         except OSError as exc:
             return RunResult(127, "", f"{argv[0]}: {exc.strerror}", False)
         rc, out, err = proc.returncode, proc.stdout, proc.stderr

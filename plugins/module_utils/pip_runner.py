@@ -1,0 +1,432 @@
+# -*- coding: utf-8 -*-
+# Copyright: pypi_ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Install a package from the index under test, and only from it, into a throwaway venv; then import it.
+
+The venv is created without pip (fast) and filled by the controller's pip via
+``pip --python``. pip is cut off from every other source of packages:
+``--isolated`` drops PIP_* variables and the user config, ``PIP_CONFIG_FILE``
+set to the null device drops the global and site config files (``--isolated``
+alone still reads /etc/pip.conf and $XDG_CONFIG_DIRS/pip/pip.conf), and the
+only index is the one given. Credentials go through a private netrc file
+named by ``NETRC``, never through argv or the URL.
+
+pip's ``--report`` tells which file was resolved; the file's origin must be the
+index's scheme, host and port, and the imported module must live inside the
+throwaway venv. Either failing means the test proved nothing and is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import typing as t
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest, http, runner
+
+IMPORT_SCRIPT = (
+    "import importlib, json, sys\n"
+    "m = importlib.import_module(sys.argv[1])\n"
+    "print(json.dumps({'version': getattr(m, '__version__', None), 'file': getattr(m, '__file__', None)}))\n"
+)
+NETRC_SPECIAL = re.compile(r'[\s"\\#]')
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class InstallError(Exception):
+    """An install/import failure with one clear message and, when pip ran, its output's tail."""
+
+    def __init__(self, msg: str, output_tail: list[str] | None = None, **details: t.Any):
+        super().__init__(msg)
+        self.msg = msg
+        self.output_tail = output_tail or []
+        self.details = details
+
+
+class InstallSpec(t.NamedTuple):
+    index_url: str
+    name: str
+    version: str | None = None
+    pre: bool = False
+    import_name: str | None = None
+    expected_version: str | None = None
+    expected_sha256: str | None = None
+    keep_venv: bool = False
+    work_dir: str | None = None
+    timeout: float = 300
+    retries: int = 1
+    python: str | None = None
+
+    @property
+    def requirement(self) -> str:
+        return requirement(self.name, self.version)
+
+    @property
+    def module_name(self) -> str:
+        return self.import_name or default_import_name(self.name)
+
+
+def normalize_name(name: str) -> str:
+    """PEP 503 normalized project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def default_import_name(name: str) -> str:
+    return normalize_name(name).replace("-", "_")
+
+
+def requirement(name: str, version: str | None) -> str:
+    return f"{name}=={version}" if version else name
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = (parts.scheme or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme)
+
+
+def origin_text(url: str) -> str:
+    scheme, host, port = origin(url)
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """Strip ``user:password@`` from a URL: (clean URL, user, password)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None, None
+    netloc = parts.hostname or ""
+    if ":" in netloc:  # IPv6 literal
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return clean, user, password
+
+
+def netrc_token(value: str) -> str:
+    """A netrc token; quoted (Python >= 3.11 netrc syntax) only when it holds blanks, quotes, # or backslashes."""
+    if value and not NETRC_SPECIAL.search(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_netrc(directory: str, host: str | None, username: str | None, password: str | None) -> str:
+    """Write a netrc (mode 0600) in ``directory``; empty without credentials, so no ~/.netrc is ever read."""
+    path = os.path.join(directory, "netrc")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        if host and (username is not None or password is not None):
+            login, secret = netrc_token(username or ""), netrc_token(password or "")
+            handle.write(f"machine {netrc_token(host)} login {login} password {secret}\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def pip_env(netrc_path: str) -> dict[str, str]:
+    """Environment for pip: no config file at all, credentials only from our netrc."""
+    return {"PIP_CONFIG_FILE": os.devnull, "NETRC": netrc_path, "PYTHONNOUSERSITE": "1"}
+
+
+def pip_argv(
+    python: str,
+    venv_python: str,
+    index_url: str,
+    req: str,
+    report_path: str,
+    opts: http.ClientOptions,
+    pre: bool = False,
+    retries: int = 1,
+) -> list[str]:
+    argv = [
+        python, "-m", "pip", "--python", venv_python, "install",
+        "--isolated", "--no-cache-dir", "--disable-pip-version-check", "--no-input",
+        "--keyring-provider", "disabled", "--progress-bar", "off",
+        "--index-url", index_url, "--only-binary", ":all:",
+        "--timeout", f"{max(opts.connect_timeout, opts.read_timeout):g}", "--retries", str(max(0, int(retries))),
+        "--report", report_path,
+    ]  # fmt: skip
+    if pre:
+        argv.append("--pre")
+    if not opts.validate_certs:
+        _scheme, host, port = origin(index_url)
+        argv += ["--trusted-host", f"{host}:{port}" if port else host]
+    elif opts.ca_path:
+        argv += ["--cert", opts.ca_path]
+    argv.append(req)
+    return argv
+
+
+def create_venv(module: t.Any | None, python: str, path: str, timeout: float) -> str:
+    """``python -m venv --without-pip path``; return the venv's interpreter."""
+    res = runner.run(module, [python, "-m", "venv", "--without-pip", path], timeout)
+    venv_python = os.path.join(path, "bin", "python")
+    if res.rc != 0 or not os.path.exists(venv_python):
+        why = "timed out" if res.timed_out else f"rc={res.rc}"
+        raise InstallError(f"Could not create the throwaway venv {path} ({why}).", runner.tail(res.text).splitlines())
+    return venv_python
+
+
+def parse_report(path: str, name: str) -> dict[str, t.Any]:
+    """The resolved file of ``name`` and every other install item from pip's ``--report`` JSON."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise InstallError(f"pip succeeded but its --report {path} is unreadable: {exc}.") from None
+    items = []
+    for item in report.get("install") or []:
+        info = item.get("download_info") or {}
+        archive = info.get("archive_info") or {}
+        sha = (archive.get("hashes") or {}).get("sha256")
+        if not sha and str(archive.get("hash", "")).startswith("sha256="):
+            sha = archive["hash"].split("=", 1)[1]
+        meta = item.get("metadata") or {}
+        items.append(
+            {
+                "name": normalize_name(str(meta.get("name", ""))),
+                "version": meta.get("version"),
+                "url": info.get("url") or "",
+                "sha256": sha,
+            }
+        )
+    wanted = normalize_name(name)
+    main = [i for i in items if i["name"] == wanted]
+    if not main:
+        raise InstallError(
+            f"pip succeeded but its report lists no install of {name} (it lists {[i['name'] for i in items]})."
+        )
+    return {"main": main[0], "items": items}
+
+
+def fetch_sha256(url: str, opts: http.ClientOptions) -> str:
+    """Download ``url`` (streamed) and return its sha256."""
+    if not http.HAS_REQUESTS:  # pragma: no cover
+        raise InstallError(
+            f"pip's report has no sha256 for {http.redact_url(url)} and 'requests' is missing to fetch it."
+        )
+    session = http.make_session(opts)
+    try:
+        with session.get(url, stream=True, timeout=opts.timeout) as resp:
+            if resp.status_code != 200:
+                raise InstallError(
+                    f"Fetching {http.redact_url(url)} to hash it answered HTTP {resp.status_code}: "
+                    f"{http.http_status_hint(resp.status_code)}."
+                )
+            sha, _size = digest.sha256_chunks(resp.iter_content(digest.CHUNK))
+    except http.requests.exceptions.RequestException as exc:
+        raise InstallError(http.describe_error(exc, url, opts)) from None
+    finally:
+        session.close()
+    return sha
+
+
+def diagnose_index(index_url: str, name: str, opts: http.ClientOptions) -> str | None:
+    """Ask the project page directly why pip saw no versions: unreachable, credentials, absent. None if it looks fine.
+
+    pip logs connection errors and 401s on the index page only at debug level and then reports
+    "(from versions: none)", so its output alone cannot tell these apart.
+    """
+    if not http.HAS_REQUESTS:  # pragma: no cover
+        return None
+    page = index_url.rstrip("/") + "/" + normalize_name(name) + "/"
+    session = http.make_session(opts)
+    try:
+        resp = session.get(page, timeout=opts.timeout, allow_redirects=True)
+        status = resp.status_code
+    except http.requests.exceptions.RequestException as exc:
+        return "The index is unreachable: " + http.describe_error(exc, page, opts)
+    finally:
+        session.close()
+    safe = http.redact_url(index_url)
+    if status == 401:
+        if opts.username is None and opts.password is None:
+            return f"The index {safe} wants credentials (HTTP 401) and none were given; set username and password."
+        return f"The index {safe} refused the credentials for user {opts.username!r} (HTTP 401); check the password."
+    if status == 403:
+        if opts.username is None and opts.password is None:
+            return (
+                f"The index {safe} refused access (HTTP 403) and no credentials were given; set username and password."
+            )
+        return f"The index {safe} refused the credentials for user {opts.username!r} (HTTP 403); check the password."
+    if status == 404:
+        return f"{name} is not on the index {safe} at all (HTTP 404 for its project page; pip looked only there)."
+    if status >= 400:
+        return f"The index {safe} answered HTTP {status} for {name}'s project page: {http.http_status_hint(status)}."
+    return None
+
+
+def explain_pip_failure(text: str, spec: InstallSpec, index_url: str, opts: http.ClientOptions) -> str:
+    """One sentence for a failed ``pip install``, from its output (and a direct look at the index when needed)."""
+    safe = http.redact_url(index_url)
+    req = spec.requirement
+    low = text.lower()
+    if "these packages do not match the hashes" in low:
+        return (
+            f"The server under test served {req} with bytes whose sha256 differs from the hash in its own index "
+            f"page (#sha256= fragment): the stored file is corrupt or was replaced behind the index's back."
+        )
+    if re.search(r"\b401\b", text) and ("unauthorized" in low or "credentials" in low):
+        return f"The index {safe} wants valid credentials (HTTP 401) for {req}; set username and password."
+    if re.search(r"\b403\b", text) and "forbidden" in low:
+        return f"The index {safe} refused access (HTTP 403) for {req}; check the credentials."
+    if "connection refused" in low or "newconnectionerror" in low or "max retries exceeded" in low:
+        return f"The index {safe} is unreachable (connection failed); check the URL and that the server is running."
+    if "read timed out" in low or "connecttimeout" in low:
+        return f"The index {safe} did not answer in time; check the server or raise read_timeout."
+    if "no matching distribution found" in low or "could not find a version" in low:
+        diagnosis = None
+        seen = re.search(r"\(from versions: ([^)]*)\)", text)
+        if seen is None or seen.group(1).strip() == "none":
+            diagnosis = diagnose_index(index_url, spec.name, opts)
+        if diagnosis:
+            return diagnosis
+        versions = f"; versions it offers as wheels for this Python: {seen.group(1)}" if seen else ""
+        return f"{req} is not on the index {safe} (pip looked only there, wheels only){versions}."
+    return f"pip install {req} from {safe} failed."
+
+
+def import_check(
+    module: t.Any | None, venv_python: str, import_name: str, cwd: str, timeout: float
+) -> dict[str, t.Any]:
+    """Import ``import_name`` with the venv's interpreter (isolated mode); return its __version__ and __file__."""
+    res = runner.run(module, [venv_python, "-I", "-c", IMPORT_SCRIPT, import_name], timeout, cwd=cwd)
+    lines = [line for line in res.out.splitlines() if line.strip()]
+    if res.rc != 0 or not lines:
+        why = f"timed out after {timeout:g}s" if res.timed_out else runner.tail(res.err, 1) or f"rc={res.rc}"
+        raise InstallError(
+            f"The package installed but 'import {import_name}' failed in the throwaway venv: {why}. "
+            "Set import_name if the importable package is named differently.",
+            runner.tail(res.text).splitlines(),
+        )
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        raise InstallError(f"'import {import_name}' printed no JSON: {lines[-1]!r}.") from None
+
+
+def _inside(path: str, directory: str) -> bool:
+    real, base = os.path.realpath(path), os.path.realpath(directory)
+    return real == base or real.startswith(base + os.sep)
+
+
+def _same_version(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        from packaging.version import InvalidVersion, Version
+    except ImportError:  # pragma: no cover
+        return False
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return False
+
+
+def install_and_import(module: t.Any | None, spec: InstallSpec, opts: http.ClientOptions) -> dict[str, t.Any]:
+    """Install ``spec`` from its index into a throwaway venv, import it and check where everything came from."""
+    index_url, url_user, url_password = split_credentials(spec.index_url)
+    if url_user is not None or url_password is not None:
+        opts = opts._replace(
+            username=opts.username if opts.username is not None else url_user,
+            password=opts.password if opts.password is not None else url_password,
+        )
+    safe_index = http.redact_url(index_url)
+    scheme, host, _port = origin(index_url)
+    if scheme not in ("http", "https") or not host:
+        raise InstallError(
+            f"index_url {safe_index!r} is not an http(s) URL; give the simple index, e.g. http://host:8080/simple/."
+        )
+    python = spec.python or sys.executable
+    work_parent = spec.work_dir or None
+    if work_parent:
+        os.makedirs(work_parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="pypi_ops-install-", dir=work_parent)  # mode 0700
+    venv_dir = os.path.join(work, "venv")
+    auth_dir = os.path.join(work, ".auth")
+    result: dict[str, t.Any] = {"changed": False, "requirement": spec.requirement, "index_url": safe_index}
+    try:
+        os.mkdir(auth_dir, 0o700)
+        netrc_path = write_netrc(auth_dir, host, opts.username, opts.password)
+        venv_python = create_venv(module, python, venv_dir, spec.timeout)
+        report_path = os.path.join(work, "report.json")
+        argv = pip_argv(python, venv_python, index_url, spec.requirement, report_path, opts, spec.pre, spec.retries)
+        result["cmd"] = argv
+        res = runner.run(module, argv, spec.timeout, env=pip_env(netrc_path), cwd=work)
+        pip_tail = runner.tail(res.text, 20).splitlines()
+        if res.timed_out:
+            raise InstallError(
+                f"pip install {spec.requirement} from {safe_index} did not finish within {spec.timeout:g}s (timeout).",
+                pip_tail,
+            )
+        if res.rc != 0:
+            msg = explain_pip_failure(res.text, spec, index_url, opts)
+            raise InstallError(msg + " Last lines of pip's output:\n" + "\n".join(pip_tail), pip_tail)
+
+        report = parse_report(report_path, spec.name)
+        want = origin(index_url)
+        for item in report["items"]:
+            if origin(item["url"]) != want:
+                raise InstallError(
+                    f"pip resolved {item['name']} {item['version']} from {origin_text(item['url'])}, not the server "
+                    f"under test ({origin_text(index_url)}): {http.redact_url(item['url'])}. A redirect, a link on the "
+                    "index page or a leaked pip setting sent pip elsewhere, so this install proves nothing about it.",
+                    pip_tail,
+                    resolved_url=http.redact_url(item["url"]),
+                )
+        main = report["main"]
+        sha = main["sha256"]
+        sha_source = "pip-report"
+        if not sha:
+            sha = fetch_sha256(main["url"], opts)
+            sha_source = "download"
+        imported = import_check(module, venv_python, spec.module_name, work, spec.timeout)
+        import_file = imported.get("file") or ""
+        result.update(
+            resolved_url=http.redact_url(main["url"]),
+            filename=unquote(os.path.basename(urlsplit(main["url"]).path)),
+            sha256=sha,
+            sha256_source=sha_source,
+            installed_version=main["version"],
+            import_name=spec.module_name,
+            imported_version=imported.get("version"),
+            import_file=import_file,
+        )
+        if not import_file or not _inside(import_file, venv_dir):
+            raise InstallError(
+                f"'import {spec.module_name}' loaded {import_file or 'a module without __file__'}, which is not inside "
+                f"the throwaway venv {venv_dir}: it imported something else, not the package pip installed.",
+                **result,
+            )
+        if spec.expected_version is not None and not _same_version(str(imported.get("version")), spec.expected_version):
+            raise InstallError(
+                f"{spec.module_name}.__version__ is {imported.get('version')!r}, expected {spec.expected_version!r}: "
+                f"the index served a different release than the one built.",
+                **result,
+            )
+        expected_sha = (spec.expected_sha256 or "").strip().lower()
+        if expected_sha and expected_sha != sha.lower():
+            raise InstallError(
+                f"{result['filename']} from the index has sha256 {sha}, expected {expected_sha}: "
+                "the served bytes differ from the built file.",
+                **result,
+            )
+        if spec.keep_venv:
+            result["venv_dir"] = venv_dir
+        return result
+    finally:
+        shutil.rmtree(auth_dir, ignore_errors=True)
+        if not spec.keep_venv:
+            shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,252 @@
+# -*- coding: utf-8 -*-
+# Copyright: pypi_ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Uploads to an index, and the one classification of their outcomes.
+
+Two paths share the classification:
+- ``twine`` (what users run), driven as a subprocess with credentials in its
+  environment (TWINE_USERNAME / TWINE_PASSWORD), never in argv;
+- a direct POST to the legacy upload API (``:action=file_upload``) streamed with
+  requests-toolbelt, used where a subprocess per file would measure the harness
+  instead of the server (load tests) and to send a request with no credentials
+  at all, which twine cannot do.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import sys
+import time
+import typing as t
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import runner
+
+OUTCOMES = (
+    "uploaded",
+    "exists",
+    "unauthorized",
+    "forbidden",
+    "too_large",
+    "rejected",
+    "server_error",
+    "unreachable",
+    "invalid_dist",
+    "error",
+)
+
+DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".egg")
+
+HINTS = {
+    "exists": "the file is already on the index and the server does not overwrite; bump the version "
+    "(or start the server with --overwrite if replacing releases is intended)",
+    "unauthorized": "the server wants credentials for uploads: set username/password",
+    "forbidden": "the credentials were refused: check username/password or the server's htpasswd file",
+    "too_large": "a body-size limit refused the upload: raise the ingress annotation "
+    "nginx.ingress.kubernetes.io/proxy-body-size or the reverse proxy's client_max_body_size",
+    "rejected": "the server refused the request as malformed: read the server's message below",
+    "server_error": "the server failed while storing the file: read its log (disk full, unwritable package dir?)",
+    "unreachable": "nothing answered at the repository URL: check the URL, the port and that the server runs",
+    "invalid_dist": "the file is not a Python distribution (wheel or sdist)",
+    "error": "the upload client failed: read its output below",
+}
+
+
+class Outcome(t.NamedTuple):
+    outcome: str
+    status: int | None
+    detail: str
+
+
+def classify(status: int | None, body: str = "") -> str:
+    """Map an HTTP answer to an upload outcome."""
+    if status is None:
+        return "unreachable"
+    text = (body or "").lower()
+    if 200 <= status < 300:
+        return "uploaded"
+    if status == 409 or (status == 400 and "already exists" in text):
+        return "exists"
+    if status == 401:
+        return "unauthorized"
+    if status == 403:
+        return "forbidden"
+    if status == 413:
+        return "too_large"
+    if status >= 500:
+        return "server_error"
+    return "rejected"
+
+
+def server_message(body: str, limit: int = 300) -> str:
+    """The human part of an HTML/text error page (pypiserver puts it in <pre>)."""
+    if not body:
+        return ""
+    match = re.search(r"<pre>(.*?)</pre>", body, re.S | re.I)
+    text = match.group(1) if match else re.sub(r"<[^>]+>", " ", body)
+    text = " ".join(html.unescape(text).split())
+    return text[:limit]
+
+
+def is_dist(path: str) -> bool:
+    return path.endswith(DIST_SUFFIXES)
+
+
+def check_files(paths: list[str]) -> str | None:
+    """An error sentence for the first unusable file, else None."""
+    for path in paths:
+        if not os.path.exists(path):
+            return (
+                f"Dist file {path} does not exist; build it first (pypi_ops.pypiserver.package_build) or fix the path."
+            )
+        if not os.path.isfile(path):
+            return f"Dist file {path} is not a regular file."
+        if not is_dist(path):
+            return f"{path} is not a Python distribution (expected one of {', '.join(DIST_SUFFIXES)})."
+    return None
+
+
+# ---------------------------------------------------------------- twine
+
+
+_TWINE_HTTP = re.compile(r"HTTPError:\s+(\d{3})")
+_CONTENT = re.compile(r"Content received from server:\s*(.*?)(?:\n\S*ERROR|\Z)", re.S)
+
+
+def parse_twine(rc: int, text: str) -> Outcome:
+    """Classify one twine run (one file) from its exit code and output."""
+    clean = re.sub(r"\x1b\[[0-9;]*m", "", text or "")
+    if rc == 0:
+        return Outcome("uploaded", 200, "")
+    match = _TWINE_HTTP.search(clean)
+    if match:
+        status = int(match.group(1))
+        content = _CONTENT.search(clean)
+        body = content.group(1) if content else clean
+        return Outcome(classify(status, body), status, server_message(body) or runner.tail(clean, 3))
+    if "InvalidDistribution" in clean:
+        return Outcome("invalid_dist", None, runner.tail(clean, 2))
+    low = clean.lower()
+    if any(s in low for s in ("connectionerror", "max retries exceeded", "connection refused", "failed to resolve")):
+        return Outcome("unreachable", None, runner.tail(clean, 2))
+    return Outcome("error", None, runner.tail(clean, 6))
+
+
+def twine_upload(
+    module: t.Any | None,
+    repository_url: str,
+    path: str,
+    opts: httputil.ClientOptions,
+    timeout: float,
+    python: str | None = None,
+) -> Outcome:
+    argv = [
+        python or sys.executable,
+        "-m",
+        "twine",
+        "upload",
+        "--non-interactive",
+        "--disable-progress-bar",
+        "--verbose",
+        "--repository-url",
+        repository_url,
+    ]
+    if opts.ca_path:
+        argv += ["--cert", opts.ca_path]
+    argv.append(path)
+    env = {
+        "TWINE_USERNAME": opts.username or "",
+        "TWINE_PASSWORD": opts.password or "",
+        "TWINE_NON_INTERACTIVE": "1",
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+        "NO_COLOR": "1",
+    }
+    res = runner.run(module, argv, timeout, env=env)
+    if res.timed_out:
+        return Outcome("error", None, f"twine did not finish within {timeout:g}s")
+    return parse_twine(res.rc, res.text)
+
+
+# ---------------------------------------------------------------- direct HTTP (legacy upload API)
+
+
+def _filetype(filename: str) -> str:
+    return "bdist_wheel" if filename.endswith(".whl") else "sdist"
+
+
+def http_upload(
+    session: t.Any,
+    repository_url: str,
+    path: str,
+    name: str,
+    version: str,
+    sha256: str | None,
+    opts: httputil.ClientOptions,
+    auth: bool = True,
+) -> Outcome:
+    """POST one file to the legacy upload API, streaming the body from disk."""
+    from requests_toolbelt.multipart.encoder import MultipartEncoder
+
+    filename = os.path.basename(path)
+    fields: list[tuple[str, t.Any]] = [
+        (":action", "file_upload"),
+        ("protocol_version", "1"),
+        ("metadata_version", "2.1"),
+        ("name", name),
+        ("version", version),
+        ("filetype", _filetype(filename)),
+        ("pyversion", "py3" if filename.endswith(".whl") else "source"),
+    ]
+    if sha256:
+        fields.append(("sha256_digest", sha256))
+    with open(path, "rb") as handle:
+        fields.append(("content", (filename, handle, "application/octet-stream")))
+        encoder = MultipartEncoder(fields=fields)
+        kwargs: dict[str, t.Any] = {
+            "data": encoder,
+            "headers": {"Content-Type": encoder.content_type},
+            "timeout": opts.timeout,
+            "allow_redirects": False,
+        }
+        if not auth:
+            kwargs["auth"] = _NoAuth()
+        try:
+            resp = session.post(repository_url, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - transport errors become one sentence
+            return Outcome("unreachable", None, httputil.describe_error(exc, repository_url, opts))
+    body = resp.text if resp.status_code >= 300 else ""
+    return Outcome(classify(resp.status_code, body), resp.status_code, server_message(body))
+
+
+class _NoAuth:
+    """A requests auth hook that strips any Authorization header (an anonymous request)."""
+
+    def __call__(self, request: t.Any) -> t.Any:
+        request.headers.pop("Authorization", None)
+        return request
+
+
+def preflight(session: t.Any, url: str, opts: httputil.ClientOptions) -> str | None:
+    """Cheap reachability check before spawning a client; a sentence on failure, else None."""
+    try:
+        session.get(url, timeout=opts.timeout, allow_redirects=False, stream=True).close()
+    except Exception as exc:  # noqa: BLE001 - transport errors become one sentence
+        return httputil.describe_error(exc, url, opts)
+    return None
+
+
+def explain(filename: str, got: Outcome, expected: t.Iterable[str]) -> str:
+    """The one failure sentence for an unexpected outcome."""
+    want = " or ".join(expected)
+    status = f" (HTTP {got.status})" if got.status else ""
+    hint = HINTS.get(got.outcome, "")
+    detail = f" Server/client said: {got.detail}" if got.detail else ""
+    return f"Upload of {filename}: expected {want}, got {got.outcome}{status}; {hint}.{detail}".replace(";.", ".")
+
+
+def timed(fn: t.Callable[[], Outcome]) -> tuple[Outcome, float]:
+    start = time.monotonic()
+    out = fn()
+    return out, time.monotonic() - start

@@ -1,0 +1,183 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pypi_ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: http_check
+short_description: Check that a URL of the index answers as expected, with clear errors
+version_added: "0.1.0"
+description:
+  - One GET with connect and read timeouts, optionally retried with bounded backoff until a deadline.
+  - Checks the status and, optionally, that the body is HTML; reports the links found and the elapsed time.
+  - Transport and TLS failures become one sentence naming the cause and the next step.
+author:
+  - pypi_ops contributors
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs in check mode too.
+  diff_mode:
+    support: none
+options:
+  url:
+    description: URL to fetch.
+    type: str
+    required: true
+  status:
+    description: Acceptable status codes.
+    type: list
+    elements: int
+    default: [200]
+  expect_html:
+    description: Require an HTML content type.
+    type: bool
+    default: false
+  wait:
+    description: Seconds to keep retrying (backoff 0.2 s to 2 s) until the status is acceptable; V(0) tries once.
+    type: float
+    default: 0
+  follow_redirects:
+    description: Follow redirects (at most 10).
+    type: bool
+    default: true
+  username:
+    description: Basic-auth user.
+    type: str
+  password:
+    description: Basic-auth password.
+    type: str
+  validate_certs:
+    description: Verify TLS certificates.
+    type: bool
+    default: true
+  ca_path:
+    description: CA bundle for a private CA.
+    type: path
+  connect_timeout:
+    description: Seconds to connect.
+    type: float
+    default: 5
+  read_timeout:
+    description: Seconds to wait for an answer.
+    type: float
+    default: 30
+"""
+
+EXAMPLES = r"""
+- name: The server answers on its health endpoint
+  pypi_ops.pypiserver.http_check:
+    url: http://127.0.0.1:8080/health
+    wait: 30
+"""
+
+RETURN = r"""
+status:
+  description: HTTP status of the last answer.
+  returned: always
+  type: int
+content_type:
+  description: Content-Type header.
+  returned: success
+  type: str
+elapsed:
+  description: Seconds for the successful request.
+  returned: success
+  type: float
+links:
+  description: Href targets of the anchors in an HTML body (at most 200).
+  returned: success
+  type: list
+  elements: str
+final_url:
+  description: URL after redirects.
+  returned: success
+  type: str
+attempts:
+  description: Requests made.
+  returned: always
+  type: int
+"""
+
+import re
+import time
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+
+_HREF = re.compile(r"<a\s[^>]*href=[\"']([^\"']*)[\"']", re.I)
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    p = module.params
+    opts = httputil.ClientOptions.from_params(p)
+    httputil.warn_insecure(module, opts)
+    session = httputil.make_session(opts, pool=1)
+    deadline = time.monotonic() + p["wait"]
+    delay, attempts, last_msg, status = 0.2, 0, "", None
+    while True:
+        attempts += 1
+        start = time.monotonic()
+        try:
+            resp = session.get(p["url"], timeout=opts.timeout, allow_redirects=p["follow_redirects"])
+            status = resp.status_code
+            if status in p["status"]:
+                return _ok(module, resp, time.monotonic() - start, attempts)
+            last_msg = f"{httputil.redact_url(p['url'])} answered HTTP {status}, expected {p['status']}: {httputil.http_status_hint(status)}."
+        except Exception as exc:  # noqa: BLE001 - transport errors become one sentence
+            last_msg = httputil.describe_error(exc, p["url"], opts)
+        if time.monotonic() + delay > deadline:
+            if p["wait"]:
+                last_msg += f" (gave up after {attempts} attempt(s) over {p['wait']:g}s)"
+            module.fail_json(msg=last_msg, status=status or -1, attempts=attempts)
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def _ok(module: AnsibleModule, resp: t.Any, elapsed: float, attempts: int) -> dict[str, t.Any]:
+    ctype = resp.headers.get("Content-Type", "")
+    result = {
+        "changed": False,
+        "status": resp.status_code,
+        "content_type": ctype,
+        "elapsed": round(elapsed, 4),
+        "final_url": httputil.redact_url(resp.url),
+        "attempts": attempts,
+        "links": [],
+    }
+    if "html" in ctype.lower():
+        result["links"] = _HREF.findall(resp.text)[:200]
+    elif module.params["expect_html"]:
+        module.fail_json(
+            msg=f"{httputil.redact_url(resp.url)} answered {resp.status_code} with Content-Type {ctype or 'none'!r}, not HTML; "
+            "this is not a PyPI index page. Check the URL (simple index usually at /simple/).",
+            **result,
+        )
+    return result
+
+
+def main() -> None:
+    argument_spec = dict(
+        url=dict(type="str", required=True),
+        status=dict(type="list", elements="int", default=[200]),
+        expect_html=dict(type="bool", default=False),
+        wait=dict(type="float", default=0.0),
+        follow_redirects=dict(type="bool", default=True),
+        username=dict(type="str"),
+        password=dict(type="str", no_log=True),
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        connect_timeout=dict(type="float", default=5.0),
+        read_timeout=dict(type="float", default=30.0),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module.exit_json(**run(module))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pypi_ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: package_install
+short_description: Prove a package installs from the index under test, and only from it
+version_added: "0.1.0"
+description:
+  - Creates a throwaway venv (C(python -m venv --without-pip)), installs O(name)==O(version) into it with the
+    controller's pip (C(pip --python)), imports the package and reads its C(__version__).
+  - pip is isolated from every other package source. C(--isolated) drops C(PIP_*) variables and the user config,
+    C(PIP_CONFIG_FILE) is set to the null device so global and site config files (C(/etc/pip.conf),
+    C($XDG_CONFIG_DIRS/pip/pip.conf)) are not read either, and O(index_url) is the only index
+    (no extra index, no find-links, wheels only).
+  - Credentials go into a private netrc file (mode 0600) named by C(NETRC);
+    they never appear in argv or in the index URL.
+    Credentials embedded in O(index_url) are moved there too (prefer O(username) and O(password)).
+  - Fails when pip resolved the file from another scheme, host or port than O(index_url) (for example through a
+    redirect to a fallback index), when the imported module is not inside the throwaway venv, or when
+    O(expected_version) or O(expected_sha256) do not match.
+  - The throwaway venv and the netrc are removed afterwards, also on failure (unless O(keep_venv)).
+  - Nothing changes on the server, so the result is always C(changed=false).
+author:
+  - pypi_ops contributors
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is installed; the result says C(skipped=true).
+  diff_mode:
+    support: none
+options:
+  index_url:
+    description: The simple index of the server under test, e.g. C(http://127.0.0.1:8080/simple/).
+    type: str
+    required: true
+  name:
+    description: Project name to install.
+    type: str
+    required: true
+  version:
+    description: Exact version to install (C(name==version)). Omitted, pip picks the latest the index offers.
+    type: str
+  pre:
+    description: Let pip consider pre-releases (C(--pre)) when picking the latest version.
+    type: bool
+    default: false
+  import_name:
+    description: Module to import. Defaults to the normalized O(name) with C(-) replaced by C(_).
+    type: str
+  expected_version:
+    description: Fail unless the imported C(__version__) equals this (PEP 440 equality, so C(1.0) matches C(1.0.0)).
+    type: str
+  expected_sha256:
+    description: Fail unless the resolved file's sha256 equals this (e.g. the built wheel's).
+    type: str
+  keep_venv:
+    description: Keep the throwaway venv for inspection; its path is returned as RV(venv_dir).
+    type: bool
+    default: false
+  work_dir:
+    description: Directory where the throwaway venv is created. Defaults to the system temporary directory.
+    type: path
+  python:
+    description: Interpreter whose pip runs and from which the venv is made. Defaults to the one running the module.
+    type: path
+  retries:
+    description: pip's C(--retries) for each connection.
+    type: int
+    default: 1
+  timeout:
+    description: Seconds each step (venv creation, pip, import) may take before it is killed.
+    type: float
+    default: 300
+  username:
+    description: User for the index (written to a private netrc, not passed in argv).
+    type: str
+  password:
+    description: Password for the index (written to a private netrc, not passed in argv).
+    type: str
+  validate_certs:
+    description: Verify TLS certificates. V(false) passes C(--trusted-host) for the index host to pip, and warns.
+    type: bool
+    default: true
+  ca_path:
+    description: CA bundle for a private CA, passed to pip as C(--cert).
+    type: path
+  connect_timeout:
+    description: Seconds to connect. pip has a single socket timeout, set to the larger of this and O(read_timeout).
+    type: float
+    default: 5
+  read_timeout:
+    description: Seconds to wait for data. See O(connect_timeout).
+    type: float
+    default: 30
+notes:
+  - Only wheels are considered (C(--only-binary :all:)); an index that holds only the sdist makes this module fail.
+  - pip reports a 401 or an unreachable index only as "from versions none"; the module then asks the project page
+    directly to tell which.
+seealso:
+  - module: pypi_ops.pypiserver.package_build
+"""
+
+EXAMPLES = r"""
+- name: Install the probe just uploaded and check it is the one built
+  pypi_ops.pypiserver.package_install:
+    index_url: "{{ server_url }}simple/"
+    name: "{{ probe.name }}"
+    version: "{{ probe.version }}"
+    expected_version: "{{ probe.expected_version }}"
+    expected_sha256: "{{ probe.wheel.sha256 }}"
+    username: ci
+    password: "{{ vault_pypi_password }}"
+  register: installed
+
+- name: The latest pre-release the index offers
+  pypi_ops.pypiserver.package_install:
+    index_url: https://pypi.example.internal/simple/
+    name: pypi-ops-probe
+    pre: true
+    ca_path: /etc/pki/internal-ca.pem
+"""
+
+RETURN = r"""
+requirement:
+  description: What pip was asked to install.
+  returned: always
+  type: str
+  sample: pypi-ops-probe==1.0.0
+index_url:
+  description: The index used, without credentials.
+  returned: always
+  type: str
+resolved_url:
+  description: URL of the file pip downloaded (redacted), on the index's scheme, host and port.
+  returned: success
+  type: str
+  sample: http://127.0.0.1:8080/packages/pypi_ops_probe-1.0.0-py3-none-any.whl
+filename:
+  description: Name of the resolved file.
+  returned: success
+  type: str
+  sample: pypi_ops_probe-1.0.0-py3-none-any.whl
+sha256:
+  description: SHA-256 of the resolved file.
+  returned: success
+  type: str
+sha256_source:
+  description:
+    - V(pip-report) from pip's C(--report). That is the index's C(#sha256=) fragment, which pip verified while
+      downloading, or, when the index gives no fragment, pip's own hash of the downloaded file.
+    - V(download) when the report had none and the file was fetched and hashed here.
+  returned: success
+  type: str
+installed_version:
+  description: Version pip installed (from its report).
+  returned: success
+  type: str
+  sample: 1.0.0
+import_name:
+  description: Module imported.
+  returned: success
+  type: str
+imported_version:
+  description: The imported module's C(__version__) (null if it has none).
+  returned: success
+  type: str
+import_file:
+  description: The imported module's C(__file__), inside the throwaway venv.
+  returned: success
+  type: str
+cmd:
+  description: pip's argv (holds no credentials).
+  returned: when pip ran
+  type: list
+  elements: str
+venv_dir:
+  description: The kept venv.
+  returned: when O(keep_venv=true)
+  type: str
+skipped:
+  description: True in check mode, where nothing is installed.
+  returned: check mode
+  type: bool
+pip_output:
+  description: Last lines of pip's output.
+  returned: failure
+  type: list
+  elements: str
+"""
+
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    p = module.params
+    _url, _user, url_password = pr.split_credentials(p["index_url"])
+    if url_password:
+        module.no_log_values.add(url_password)  # keep it out of the logged invocation too
+    spec = pr.InstallSpec(
+        index_url=p["index_url"],
+        name=p["name"],
+        version=p["version"] or None,
+        pre=p["pre"],
+        import_name=p["import_name"] or None,
+        expected_version=p["expected_version"],
+        expected_sha256=p["expected_sha256"],
+        keep_venv=p["keep_venv"],
+        work_dir=p["work_dir"],
+        timeout=p["timeout"],
+        retries=p["retries"],
+        python=p["python"],
+    )
+    if module.check_mode:
+        return {
+            "changed": False,
+            "skipped": True,
+            "requirement": spec.requirement,
+            "index_url": http.redact_url(pr.split_credentials(spec.index_url)[0]),
+            "msg": f"Check mode: would install {spec.requirement} into a throwaway venv and import {spec.module_name}.",
+        }
+    opts = http.ClientOptions.from_params(p)
+    http.warn_insecure(module, opts)
+    return pr.install_and_import(module, spec, opts)
+
+
+def main() -> None:
+    argument_spec = dict(
+        index_url=dict(type="str", required=True),
+        name=dict(type="str", required=True),
+        version=dict(type="str"),
+        pre=dict(type="bool", default=False),
+        import_name=dict(type="str"),
+        expected_version=dict(type="str"),
+        expected_sha256=dict(type="str"),
+        keep_venv=dict(type="bool", default=False),
+        work_dir=dict(type="path"),
+        python=dict(type="path"),
+        retries=dict(type="int", default=1),
+        timeout=dict(type="float", default=300.0),
+        **http.CLIENT_ARGS,
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not http.HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=str(http.REQUESTS_IMPORT_ERROR))
+    try:
+        result = run(module)
+    except pr.InstallError as exc:
+        details = {k: v for k, v in exc.details.items() if k not in ("msg", "failed", "changed")}
+        module.fail_json(msg=exc.msg, pip_output=exc.output_tail, changed=False, **details)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pypi_ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: package_upload
+short_description: Upload Python distributions to an index and classify each outcome
+version_added: "0.1.0"
+description:
+  - Uploads each dist file on its own, with B(twine) by default (the client users run), or with a direct
+    POST to the legacy upload API (O(client=http)).
+  - Each file's outcome is classified with its HTTP status as one of V(uploaded), V(exists), V(unauthorized),
+    V(forbidden), V(too_large), V(rejected), V(server_error), V(unreachable), V(invalid_dist) or V(error).
+  - O(expect) lets a negative test assert a refusal; any other outcome fails the task with one message that
+    names what was expected, what came back and the usual cause.
+  - Credentials reach twine through C(TWINE_USERNAME)/C(TWINE_PASSWORD) in its environment, never its argv.
+author:
+  - pypi_ops contributors
+attributes:
+  check_mode:
+    support: full
+    description: Validates the files and reports what would be uploaded; nothing is sent.
+  diff_mode:
+    support: none
+options:
+  repository_url:
+    description: Upload endpoint, for pypiserver the server root (V(http://host:8080/)).
+    type: str
+    required: true
+  files:
+    description: Dist files (wheels, sdists) to upload, in order.
+    type: list
+    elements: path
+    required: true
+  expect:
+    description:
+      - Outcome(s) every file must have. V(refused) stands for V(unauthorized) or V(forbidden).
+    type: list
+    elements: str
+    default: [uploaded]
+  client:
+    description:
+      - V(twine) runs C(python -m twine upload) per file.
+      - V(http) posts the multipart form itself (streamed from disk); with O(anonymous=true) it sends no credentials.
+    type: str
+    choices: [twine, http]
+    default: twine
+  anonymous:
+    description: With O(client=http), send no Authorization header at all (twine always sends one).
+    type: bool
+    default: false
+  timeout:
+    description: Seconds allowed for each file's upload.
+    type: float
+    default: 300
+  python:
+    description: Interpreter with twine installed. Defaults to the one running the module.
+    type: path
+  username:
+    description: Upload user.
+    type: str
+  password:
+    description: Upload password or token.
+    type: str
+  validate_certs:
+    description: Verify TLS certificates. Twine cannot skip verification, so V(false) requires O(client=http).
+    type: bool
+    default: true
+  ca_path:
+    description: CA bundle for a private CA (twine C(--cert)).
+    type: path
+  connect_timeout:
+    description: Seconds to connect (reachability check and http client).
+    type: float
+    default: 5
+  read_timeout:
+    description: Seconds to wait for an answer (http client).
+    type: float
+    default: 300
+"""
+
+EXAMPLES = r"""
+- name: Upload a wheel and an sdist with twine
+  pypi_ops.pypiserver.package_upload:
+    repository_url: http://127.0.0.1:8080/
+    files: "{{ build.files | map(attribute='path') | list }}"
+    username: ci
+    password: "{{ pypi_password }}"
+
+- name: Prove that a wrong password is refused
+  pypi_ops.pypiserver.package_upload:
+    repository_url: http://127.0.0.1:8080/
+    files: ["{{ build.wheel.path }}"]
+    username: ci
+    password: wrong
+    expect: [refused]
+"""
+
+RETURN = r"""
+results:
+  description: One entry per file, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path: {description: The file., type: str}
+    filename: {description: Its name., type: str}
+    outcome: {description: Classified outcome., type: str, sample: uploaded}
+    status: {description: HTTP status, when one came back., type: int, sample: 200}
+    detail: {description: What the server or client said, on refusal., type: str}
+    seconds: {description: Time for this file., type: float}
+    expected: {description: Whether the outcome was one of O(expect)., type: bool}
+uploaded:
+  description: Files whose outcome was V(uploaded).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import upload
+
+
+def _expected(values: list[str]) -> list[str]:
+    out: list[str] = []
+    for value in values:
+        out += ["unauthorized", "forbidden"] if value == "refused" else [value]
+    return out
+
+
+def _name_version(path: str) -> tuple[str, str]:
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
+    filename = os.path.basename(path)
+    if filename.endswith(".whl"):
+        name, version, _build, _tags = parse_wheel_filename(filename)
+    else:
+        name, version = parse_sdist_filename(filename)
+    return str(name), str(version)
+
+
+def _upload_one(
+    module: AnsibleModule, session: t.Any, path: str, opts: httputil.ClientOptions, unreachable: str | None
+) -> tuple[upload.Outcome, float]:
+    p = module.params
+    if unreachable:
+        return upload.Outcome("unreachable", None, unreachable), 0.0
+    if p["client"] == "twine":
+        return upload.timed(
+            lambda: upload.twine_upload(module, p["repository_url"], path, opts, p["timeout"], p["python"])
+        )
+    try:
+        name, version = _name_version(path)
+    except Exception as exc:  # noqa: BLE001 - packaging's InvalidWheelFilename / InvalidSdistFilename
+        return upload.Outcome("invalid_dist", None, str(exc)), 0.0
+    return upload.timed(
+        lambda: upload.http_upload(
+            session, p["repository_url"], path, name, version, None, opts, auth=not p["anonymous"]
+        )
+    )
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    p = module.params
+    expected = _expected(p["expect"])
+    unknown = sorted(set(expected) - set(upload.OUTCOMES))
+    if unknown:
+        module.fail_json(msg=f"expect has unknown outcome(s) {unknown}; use {list(upload.OUTCOMES) + ['refused']}.")
+    files = [os.path.abspath(f) for f in p["files"]]
+    problem = upload.check_files(files)
+    if problem:
+        module.fail_json(msg=problem)
+    opts = httputil.ClientOptions.from_params(p)
+    if p["client"] == "twine" and not opts.validate_certs:
+        module.fail_json(
+            msg="twine cannot skip TLS verification; give ca_path, or use client: http with validate_certs: false."
+        )
+    httputil.warn_insecure(module, opts)
+    if module.check_mode:
+        return {
+            "changed": True,
+            "results": [{"path": f, "filename": os.path.basename(f)} for f in files],
+            "uploaded": [],
+        }
+
+    session = httputil.make_session(opts)
+    unreachable = upload.preflight(session, p["repository_url"], opts)
+    results: list[dict[str, t.Any]] = []
+    for path in files:
+        got, secs = _upload_one(module, session, path, opts, unreachable)
+        results.append(
+            {
+                "path": path,
+                "filename": os.path.basename(path),
+                "outcome": got.outcome,
+                "status": got.status,
+                "detail": got.detail,
+                "seconds": round(secs, 3),
+                "expected": got.outcome in expected,
+            }
+        )
+    uploaded = [r["filename"] for r in results if r["outcome"] == "uploaded"]
+    result = {"changed": bool(uploaded), "results": results, "uploaded": uploaded}
+    bad = [r for r in results if not r["expected"]]
+    if bad:
+        first = bad[0]
+        msg = upload.explain(
+            first["filename"], upload.Outcome(first["outcome"], first["status"], first["detail"]), expected
+        )
+        if len(bad) > 1:
+            msg += f" ({len(bad) - 1} more file(s) also unexpected; see results.)"
+        module.fail_json(msg=msg, **result)
+    return result
+
+
+def main() -> None:
+    argument_spec = dict(
+        repository_url=dict(type="str", required=True),
+        files=dict(type="list", elements="path", required=True),
+        expect=dict(type="list", elements="str", default=["uploaded"]),
+        client=dict(type="str", default="twine", choices=["twine", "http"]),
+        anonymous=dict(type="bool", default=False),
+        timeout=dict(type="float", default=300.0),
+        python=dict(type="path"),
+        username=dict(type="str"),
+        password=dict(type="str", no_log=True),
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        connect_timeout=dict(type="float", default=5.0),
+        read_timeout=dict(type="float", default=300.0),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module.exit_json(**run(module))
+
+
+if __name__ == "__main__":
+    main()

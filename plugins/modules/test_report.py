@@ -1,0 +1,112 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pypi_ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: test_report
+short_description: Write the functional tests' results as JUnit XML and a Markdown summary
+version_added: "0.1.0"
+description:
+  - Takes the results the C(functional_tests) role recorded (id, priority, status, duration, reason, figures).
+  - Writes C(junit.xml) (one testcase per test, named by its id) and C(summary.md) (a table) into O(dest).
+  - Returns the same table as plain rows for the play output. It never fails on test failures itself;
+    the C(report) role decides that.
+author:
+  - pypi_ops contributors
+attributes:
+  check_mode:
+    support: none
+    description: Writing the report is the point; it runs in check mode too.
+  diff_mode:
+    support: none
+options:
+  results:
+    description: List of results, each with C(id), C(status) (passed, failed, skipped), C(duration), C(reason),
+      optional C(priority) and C(figures) (a dict of measured values).
+    type: list
+    elements: dict
+    required: true
+  dest:
+    description: Directory for the report files.
+    type: path
+    required: true
+  suite:
+    description: Suite name in the report.
+    type: str
+    default: pypi_ops.pypiserver
+  properties:
+    description: Run properties (target, URL, run id) shown in both files. Never put secrets here.
+    type: dict
+    default: {}
+"""
+
+EXAMPLES = r"""
+- name: Write the report
+  pypi_ops.pypiserver.test_report:
+    results: "{{ pypi_results }}"
+    dest: "{{ playbook_dir }}/reports"
+    properties:
+      target: local
+"""
+
+RETURN = r"""
+junit:
+  description: Path of the JUnit file.
+  returned: always
+  type: str
+summary:
+  description: Path of the Markdown summary.
+  returned: always
+  type: str
+table:
+  description: The results as fixed-width rows.
+  returned: always
+  type: list
+  elements: str
+counts:
+  description: Number of passed, failed, skipped and total tests.
+  returned: always
+  type: dict
+failed_tests:
+  description: Ids of the failed tests.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import report
+
+
+def main() -> None:
+    argument_spec = dict(
+        results=dict(type="list", elements="dict", required=True),
+        dest=dict(type="path", required=True),
+        suite=dict(type="str", default="pypi_ops.pypiserver"),
+        properties=dict(type="dict", default={}),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    results = report.normalize(module.params["results"])
+    try:
+        paths = report.write(module.params["dest"], results, module.params["suite"], module.params["properties"])
+    except OSError as exc:
+        module.fail_json(
+            msg=f"Cannot write the report to {module.params['dest']}: {exc.strerror}; choose a writable pypi_report_dir."
+        )
+    module.exit_json(
+        changed=True,
+        junit=paths["junit"],
+        summary=paths["summary"],
+        table=report.text_table(results),
+        counts=report.counts(results),
+        failed_tests=[r["id"] for r in results if r["status"] == "failed"],
+    )
+
+
+if __name__ == "__main__":
+    main()

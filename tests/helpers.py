@@ -1,0 +1,68 @@
+"""Helpers for tests that run whole playbooks with the real ansible-playbook."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import typing as t
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
+class PlayRun(t.NamedTuple):
+    rc: int
+    output: str
+    results: dict[str, dict[str, str]]
+    report_dir: Path
+
+
+def run_playbook(
+    playbook: str | Path,
+    tmp: Path,
+    extra: dict[str, t.Any] | None = None,
+    args: t.Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> PlayRun:
+    """Run a playbook with its state, work and report dirs under ``tmp``; parse reports/junit.xml."""
+    report_dir = tmp / "reports"
+    variables = {
+        "pypi_local_state_dir": str(tmp / "state"),
+        "pypi_work_dir": str(tmp / "work"),
+        "pypi_report_dir": str(report_dir),
+    }
+    variables.update(extra or {})
+    child_env = dict(os.environ)
+    child_env.update(
+        {
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".venv" / "collections"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+        }
+    )
+    child_env.update(env or {})
+    cmd = [str(VENV_BIN / "ansible-playbook"), str(playbook), "-e", json.dumps(variables), *args]
+    proc = subprocess.run(cmd, cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=timeout, check=False)
+    return PlayRun(proc.returncode, proc.stdout + proc.stderr, parse_junit(report_dir / "junit.xml"), report_dir)
+
+
+def parse_junit(path: Path) -> dict[str, dict[str, str]]:
+    """{testcase name: {status, reason}} from a JUnit file; empty when there is none."""
+    if not path.exists():
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        status, reason = "passed", ""
+        for tag in ("failure", "skipped"):
+            node = case.find(tag)
+            if node is not None:
+                status = "failed" if tag == "failure" else "skipped"
+                reason = node.get("message", "")
+        out[case.get("name")] = {"status": status, "reason": reason, "time": case.get("time")}
+    return out

@@ -1,0 +1,83 @@
+"""End to end: the real verify.yml against real pypiserver processes, with real twine and pip."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import ROOT, run_playbook
+
+P0 = ["connection", "simple_index", "storage", "upload", "download", "list"]
+
+pytestmark = pytest.mark.slow
+
+
+def _assert_all_passed(run, ids):
+    assert run.rc == 0, run.output[-4000:]
+    for test_id in ids:
+        assert run.results.get(test_id, {}).get("status") == "passed", (test_id, run.results)
+
+
+def test_local_target_passes_twice(tmp_path):
+    first = run_playbook(ROOT / "verify.yml", tmp_path)
+    _assert_all_passed(first, ["deploy", *P0])
+    summary = (first.report_dir / "summary.md").read_text()
+    for test_id in P0:
+        assert f"| {test_id} | p0 | PASSED |" in summary
+    # the local server was stopped and its state removed by the teardown
+    assert not (tmp_path / "state").exists()
+    second = run_playbook(ROOT / "verify.yml", tmp_path)
+    _assert_all_passed(second, ["deploy", *P0])
+
+
+def test_url_target_against_a_separate_server(tmp_path, auth_pypiserver):
+    run = run_playbook(
+        ROOT / "verify.yml",
+        tmp_path,
+        {
+            "pypi_target": "url",
+            "pypi_url": auth_pypiserver.url,
+            "pypi_username": auth_pypiserver.username,
+            "pypi_password": auth_pypiserver.password,
+        },
+    )
+    assert run.rc == 0, run.output[-4000:]
+    assert run.results["storage"]["status"] == "skipped"
+    assert "url target has no access" in run.results["storage"]["reason"]
+    for test_id in ["connection", "simple_index", "upload", "download", "list"]:
+        assert run.results[test_id]["status"] == "passed", run.results
+    # the separately started server was left running
+    assert auth_pypiserver.restart  # fixture still owns it
+
+
+def test_wrong_port_fails_connection_and_skips_the_rest(tmp_path):
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.local_server import free_port
+
+    run = run_playbook(
+        ROOT / "verify.yml",
+        tmp_path,
+        {"pypi_target": "url", "pypi_url": f"http://127.0.0.1:{free_port()}/", "pypi_connect_wait": 1},
+    )
+    assert run.rc != 0
+    assert run.results["connection"]["status"] == "failed"
+    assert "Connection refused" in run.results["connection"]["reason"]
+    for test_id in ["simple_index", "storage", "upload", "download", "list"]:
+        assert run.results[test_id]["status"] == "skipped", run.results
+    assert "prerequisite connection failed" in run.results["simple_index"]["reason"]
+    assert "prerequisite upload skipped" in run.results["download"]["reason"]
+    assert "connection" in run.output  # the final failure message names the test
+
+
+def test_server_stopped_after_deploy_is_caught(tmp_path):
+    run = run_playbook(ROOT / "tests" / "playbooks" / "stop_after_deploy.yml", tmp_path, {"pypi_connect_wait": 1})
+    assert run.rc != 0
+    assert run.results["deploy"]["status"] == "passed"
+    assert run.results["connection"]["status"] == "failed"
+    assert "Connection refused" in run.results["connection"]["reason"]
+    assert {run.results[t]["status"] for t in ["simple_index", "storage", "upload", "download", "list"]} == {"skipped"}
+
+
+def test_tags_select_one_test_and_its_prerequisites(tmp_path):
+    run = run_playbook(ROOT / "verify.yml", tmp_path, args=["--tags", "download"])
+    assert run.rc == 0, run.output[-4000:]
+    assert set(run.results) == {"deploy", "download"}
+    assert run.results["download"]["status"] == "passed"

@@ -1,0 +1,255 @@
+"""package_install against real pypiserver processes, with real wheels and the real pip (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import probe as pb
+from ansible_collections.pypi_ops.pypiserver.plugins.modules import package_install
+
+NAME = "pypi-ops-install-probe"
+IMPORT = "pypi_ops_install_probe"
+
+
+@pytest.fixture(scope="session")
+def dists(tmp_path_factory) -> dict[str, dict]:
+    """Wheels of three releases, built once per session: {version: build result}."""
+    dest = str(tmp_path_factory.mktemp("install-dists"))
+    built = {}
+    for version in ("1.0.0", "1.1.0", "2.0.0rc1"):
+        built[version] = pb.build(None, dest, probe=pb.probe_spec(NAME, version, payload_size=4096), formats=["wheel"])
+    return built
+
+
+def publish(server, *records: dict) -> None:
+    """'Upload' by dropping the files into the served directory (pypiserver --backend simple-dir lists it live)."""
+    os.makedirs(server.package_dir, exist_ok=True)
+    for record in records:
+        shutil.copy(record["path"], server.package_dir)
+
+
+def install_args(server, work_dir, **extra) -> dict:
+    return dict({"index_url": server.simple_url, "name": NAME, "work_dir": str(work_dir), "retries": 0}, **extra)
+
+
+def assert_clean(work_dir) -> None:
+    assert os.listdir(work_dir) == [], "the throwaway venv was left behind"
+
+
+def test_install_exact_version(pypiserver, dists, tmp_path, run_module):
+    publish(pypiserver, dists["1.0.0"]["wheel"], dists["1.1.0"]["wheel"])
+    wheel = dists["1.0.0"]["wheel"]
+    res = run_module(
+        package_install,
+        install_args(
+            pypiserver, tmp_path, version="1.0.0", expected_version="1.0.0", expected_sha256=wheel["sha256"].upper()
+        ),
+    )
+    assert not res.failed, res
+    assert res["changed"] is False
+    assert res["requirement"] == f"{NAME}==1.0.0"
+    assert res["installed_version"] == "1.0.0"
+    assert res["imported_version"] == "1.0.0"
+    assert res["import_name"] == IMPORT
+    assert res["sha256"] == wheel["sha256"]
+    assert res["sha256_source"] == "pip-report"
+    assert res["filename"] == wheel["filename"]
+    assert res["resolved_url"].startswith(f"http://127.0.0.1:{pypiserver.port}/")
+    assert res["import_file"].startswith(str(tmp_path))
+    assert res["import_file"].endswith(f"/site-packages/{IMPORT}/__init__.py")
+    # The isolation flags are really on pip's command line, with a single index and no other source.
+    cmd = res["cmd"]
+    assert cmd[cmd.index("--index-url") + 1] == pypiserver.simple_url
+    assert "--isolated" in cmd and ":all:" in cmd
+    assert not {"--extra-index-url", "--find-links", "-f"} & set(cmd)
+    assert_clean(tmp_path)
+
+
+def test_latest_and_pre(pypiserver, dists, tmp_path, run_module):
+    publish(pypiserver, *(d["wheel"] for d in dists.values()))
+    latest = run_module(package_install, install_args(pypiserver, tmp_path))
+    assert not latest.failed, latest
+    assert latest["requirement"] == NAME
+    assert latest["imported_version"] == "1.1.0"
+
+    pre = run_module(package_install, install_args(pypiserver, tmp_path, pre=True, expected_version="2.0.0rc1"))
+    assert not pre.failed, pre
+    assert pre["imported_version"] == "2.0.0rc1"
+    assert pre["sha256"] == dists["2.0.0rc1"]["wheel"]["sha256"]
+    assert "--pre" in pre["cmd"]
+    assert_clean(tmp_path)
+
+
+def test_missing_version_fails_clearly(pypiserver, dists, tmp_path, run_module):
+    publish(pypiserver, dists["1.0.0"]["wheel"])
+    res = run_module(package_install, install_args(pypiserver, tmp_path, version="9.9.9"))
+    assert res.failed
+    assert f"{NAME}==9.9.9 is not on the index {pypiserver.simple_url} (pip looked only there" in res["msg"]
+    assert "1.0.0" in res["msg"]  # the versions pip saw
+    assert "Traceback" not in res["msg"]
+    assert any("No matching distribution" in line for line in res["pip_output"])
+    assert_clean(tmp_path)
+
+
+@pytest.mark.parametrize("route", ["global-config-file", "environment"])
+def test_isolation_from_users_pip_setup(pypiserver_factory, dists, tmp_path, monkeypatch, run_module, route):
+    """Server A (under test) lacks the package, B has it and is reachable through the user's pip setup."""
+    server_a = pypiserver_factory()
+    server_b = pypiserver_factory()
+    publish(server_b, dists["1.0.0"]["wheel"])
+    if route == "global-config-file":
+        xdg = tmp_path / "xdg"
+        (xdg / "pip").mkdir(parents=True)
+        (xdg / "pip" / "pip.conf").write_text(f"[global]\nextra-index-url = {server_b.simple_url}\n")
+        monkeypatch.setenv("XDG_CONFIG_DIRS", str(xdg))
+        # The user's own ~/.config/pip/pip.conf would shadow the global extra-index-url; keep it out of the control.
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-user-config"))
+    else:
+        monkeypatch.setenv("PIP_EXTRA_INDEX_URL", server_b.simple_url)
+        monkeypatch.setenv("PIP_FIND_LINKS", server_b.package_dir)
+
+    # Control: a plain pip with this environment DOES get the package from B, so the trap is real.
+    control = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d",
+         str(tmp_path / "control"), f"{NAME}==1.0.0", "--index-url", server_a.simple_url],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ),
+    )  # fmt: skip
+    assert control.returncode == 0, control.stdout + control.stderr
+    assert os.listdir(tmp_path / "control") == [dists["1.0.0"]["wheel"]["filename"]]
+
+    work = tmp_path / "work"
+    res = run_module(package_install, install_args(server_a, work, version="1.0.0"))
+    assert res.failed, res
+    assert "is not on the index" in res["msg"] and server_a.simple_url in res["msg"]
+    assert_clean(work)
+
+
+def test_file_resolved_elsewhere_fails(pypiserver_factory, dists, tmp_path, run_module):
+    """A redirects missing projects to B (pypiserver --fallback-url): pip gets the file from B, which must fail."""
+    server_b = pypiserver_factory()
+    publish(server_b, dists["1.0.0"]["wheel"])
+    server_a = pypiserver_factory(fallback_url=server_b.simple_url)
+    res = run_module(package_install, install_args(server_a, tmp_path, version="1.0.0"))
+    assert res.failed, res
+    assert f"from http://127.0.0.1:{server_b.port}, not the server under test" in res["msg"]
+    assert f"127.0.0.1:{server_b.port}" in res["resolved_url"]
+    assert_clean(tmp_path)
+
+
+def test_auth_server(pypiserver_factory, dists, tmp_path, run_module):
+    password = 's3 cr"et#\\pw'  # blanks, quote, hash and backslash: exercises netrc quoting
+    server = pypiserver_factory(auth_actions=("download", "list"), username="ci-user", password=password)
+    publish(server, dists["1.0.0"]["wheel"])
+
+    ok = run_module(
+        package_install, install_args(server, tmp_path, version="1.0.0", username="ci-user", password=password)
+    )
+    assert not ok.failed, ok
+    assert ok["imported_version"] == "1.0.0"
+    assert ok["sha256"] == dists["1.0.0"]["wheel"]["sha256"]
+    assert password not in json.dumps(ok)
+    assert not any(password in arg or "ci-user" in arg for arg in ok["cmd"])
+    assert_clean(tmp_path)
+
+    anonymous = run_module(package_install, install_args(server, tmp_path, version="1.0.0"))
+    assert anonymous.failed
+    assert "wants credentials (HTTP 401)" in anonymous["msg"] and "none were given" in anonymous["msg"]
+    assert_clean(tmp_path)
+
+    wrong = run_module(
+        package_install, install_args(server, tmp_path, version="1.0.0", username="ci-user", password="nope")
+    )
+    assert wrong.failed
+    assert "refused the credentials for user 'ci-user'" in wrong["msg"]
+    assert "nope" not in json.dumps({k: v for k, v in wrong.items() if k != "invocation"})
+    assert_clean(tmp_path)
+
+
+def test_expected_version_and_sha256_mismatch(pypiserver, dists, tmp_path, run_module):
+    publish(pypiserver, dists["1.0.0"]["wheel"])
+    res = run_module(package_install, install_args(pypiserver, tmp_path, version="1.0.0", expected_version="1.0.1"))
+    assert res.failed
+    assert "__version__ is '1.0.0', expected '1.0.1'" in res["msg"]
+    assert res["imported_version"] == "1.0.0"
+
+    res = run_module(package_install, install_args(pypiserver, tmp_path, version="1.0.0", expected_sha256="0" * 64))
+    assert res.failed
+    assert "expected " + "0" * 64 in res["msg"]
+    assert_clean(tmp_path)
+
+
+def test_keep_venv_and_insecure_flag(pypiserver, dists, tmp_path, run_module):
+    publish(pypiserver, dists["1.0.0"]["wheel"])
+    res = run_module(
+        package_install, install_args(pypiserver, tmp_path, version="1.0.0", keep_venv=True, validate_certs=False)
+    )
+    assert not res.failed, res
+    assert res["cmd"][res["cmd"].index("--trusted-host") + 1] == f"127.0.0.1:{pypiserver.port}"
+    assert "validate_certs is false" in json.dumps(res.get("warnings", []))
+    venv = res["venv_dir"]
+    assert os.path.isfile(os.path.join(venv, "bin", "python"))
+    assert res["import_file"].startswith(venv + os.sep)
+    assert not os.path.exists(os.path.join(os.path.dirname(venv), ".auth")), "the netrc must never be kept"
+    shutil.rmtree(os.path.dirname(venv))
+
+
+def test_index_without_hash_fragments(pypiserver_factory, dists, tmp_path, run_module):
+    """pypiserver --hash-algo off: links carry no #sha256=; the sha256 must still be the served file's."""
+    server = pypiserver_factory(hash_algo="off")
+    publish(server, dists["1.0.0"]["wheel"])
+    res = run_module(package_install, install_args(server, tmp_path, version="1.0.0"))
+    assert not res.failed, res
+    assert res["sha256"] == dists["1.0.0"]["wheel"]["sha256"]
+    # The streaming fallback agrees with whatever pip reported.
+    assert pr.fetch_sha256(res["resolved_url"], http.ClientOptions.from_params({})) == res["sha256"]
+    assert_clean(tmp_path)
+
+
+def test_unreachable_index(tmp_path, run_module):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    res = run_module(
+        package_install,
+        {"index_url": f"http://127.0.0.1:{port}/simple/", "name": NAME, "work_dir": str(tmp_path), "retries": 0},
+    )
+    assert res.failed
+    assert "unreachable" in res["msg"] and "Connection refused" in res["msg"]
+    assert_clean(tmp_path)
+
+
+def test_check_mode_installs_nothing(pypiserver, tmp_path, run_module):
+    res = run_module(
+        package_install,
+        install_args(pypiserver, tmp_path, version="1.0.0", password="pw", username="u"),
+        check_mode=True,
+    )
+    assert not res.failed, res
+    assert res["skipped"] is True and res["changed"] is False
+    assert_clean(tmp_path)
+
+
+def test_helpers():
+    assert pr.split_credentials("https://u%40x:p%3Aw@h.example:8443/simple/") == (
+        "https://h.example:8443/simple/", "u@x", "p:w"
+    )  # fmt: skip
+    assert pr.origin("https://H.example/simple/") == ("https", "h.example", 443)
+    assert pr.netrc_token("plain") == "plain"
+    assert pr.netrc_token('a "b"') == '"a \\"b\\""'
+    assert pr.netrc_token("") == '""'
+    # pip's own words for bytes that do not match the index's #sha256 fragment (pypiserver cannot be made to lie).
+    pip_text = (
+        "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n    x.whl:\n  Expected sha256 aa"
+    )
+    spec = pr.InstallSpec("http://127.0.0.1:1/simple/", NAME, "1.0.0")
+    msg = pr.explain_pip_failure(pip_text, spec, spec.index_url, http.ClientOptions.from_params({}))
+    assert "sha256 differs from the hash in its own index page" in msg
