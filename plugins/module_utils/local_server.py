@@ -285,6 +285,8 @@ def start(spec: Spec, state_dir: str, timeout: float = 30.0, force_restart: bool
 
 
 def _prepare_package_dir(path: str) -> None:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ServerError(f"Package directory {path} exists but is not a directory; choose another path.")
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:

@@ -87,7 +87,7 @@ def server_message(body: str, limit: int = 300) -> str:
     match = re.search(r"<pre>(.*?)</pre>", body, re.S | re.I)
     text = match.group(1) if match else re.sub(r"<[^>]+>", " ", body)
     text = " ".join(html.unescape(text).split())
-    return text[:limit]
+    return "" if text in ("None", "") else text[:limit]  # bottle renders an empty error body as "None"
 
 
 def is_dist(path: str) -> bool:

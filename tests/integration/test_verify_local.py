@@ -81,3 +81,39 @@ def test_tags_select_one_test_and_its_prerequisites(tmp_path):
     assert run.rc == 0, run.output[-4000:]
     assert set(run.results) == {"deploy", "download"}
     assert run.results["download"]["status"] == "passed"
+
+
+def test_package_only_on_another_index_named_by_pip_config_fails_download(tmp_path, pypiserver_factory):
+    other = pypiserver_factory()  # index B: will hold the probe; pip's config points at it
+    conf = tmp_path / "xdg" / "pip"
+    conf.mkdir(parents=True)
+    (conf / "pip.conf").write_text(f"[global]\nextra-index-url = {other.simple_url}\n")
+    env = {
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        "XDG_CONFIG_DIRS": str(tmp_path / "xdg"),
+        "PIP_EXTRA_INDEX_URL": other.simple_url,
+    }
+    run = run_playbook(
+        ROOT / "tests" / "playbooks" / "package_only_elsewhere.yml",
+        tmp_path,
+        {"other_index_dir": other.package_dir},
+        env=env,
+    )
+    assert run.rc != 0
+    assert run.results["upload"]["status"] == "passed", run.results
+    assert run.results["download"]["status"] == "failed", run.results
+    assert "is not on the index" in run.results["download"]["reason"]
+    assert "127.0.0.1" in run.results["download"]["reason"]
+    # the probe really is on the other index, so only isolation made the difference
+    assert any(name.endswith(".whl") for name in __import__("os").listdir(other.package_dir))
+
+
+def test_bad_probe_version_is_one_clear_message(tmp_path):
+    run = run_playbook(
+        ROOT / "verify.yml", tmp_path, {"pypi_probe_version": "1.0 not-a-version"}, args=["--tags", "upload"]
+    )
+    assert run.rc != 0
+    assert run.results["upload"]["status"] == "failed"
+    assert "1.0 not-a-version" in run.results["upload"]["reason"]
+    assert "Traceback" not in run.output
+    assert not (tmp_path / "state").exists()  # teardown ran although the test failed

@@ -1,0 +1,130 @@
+"""local_server module: the lifecycle of real pypiserver processes (started, restarted, stopped, status)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls
+from ansible_collections.pypi_ops.pypiserver.plugins.modules import local_server
+
+SECRET = "Sup3r-s3cret-Vaue"
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    state = tmp_path / "state"
+    yield {"state_dir": str(state), "package_dir": str(tmp_path / "packages")}
+    ls.stop(str(state))  # stop by PID whatever the test did
+
+
+def _cmdline(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        return handle.read().replace(b"\0", b" ").decode()
+
+
+def test_started_is_idempotent_and_keeps_secrets_out_of_argv(dirs, run_module):
+    args = dict(dirs, username="ci", password=SECRET)
+    first = run_module(local_server, args)
+    assert not first.failed, first
+    assert first["changed"] is True and first["server"]["running"] is True
+    pid = first["server"]["pid"]
+    assert SECRET not in _cmdline(pid)
+    assert SECRET not in str(first)
+    htpasswd = os.path.join(dirs["state_dir"], "htpasswd")
+    assert stat.S_IMODE(os.stat(htpasswd).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.join(dirs["state_dir"], "server.json")).st_mode) == 0o600
+    second = run_module(local_server, args)
+    assert second["changed"] is False and second["server"]["pid"] == pid
+
+
+def test_changed_settings_restart_the_server(dirs, run_module):
+    first = run_module(local_server, dict(dirs, auth_actions=[]))
+    again = run_module(local_server, dict(dirs, auth_actions=[], overwrite=True))
+    assert again["changed"] is True
+    assert again["server"]["pid"] != first["server"]["pid"]
+    assert again["server"]["port"] == first["server"]["port"]
+    assert "--overwrite" in _cmdline(again["server"]["pid"])
+
+
+def test_restarted_gives_a_new_pid_on_the_same_port_and_directory(dirs, run_module):
+    first = run_module(local_server, dict(dirs, auth_actions=[]))
+    marker = os.path.join(dirs["package_dir"], "kept-1.0.tar.gz")
+    with open(marker, "wb") as handle:
+        handle.write(b"x")
+    res = run_module(local_server, dict(dirs, auth_actions=[], state="restarted"))
+    assert res["changed"] is True
+    assert res["previous_pid"] == first["server"]["pid"]
+    assert res["server"]["pid"] != first["server"]["pid"]
+    assert res["server"]["port"] == first["server"]["port"]
+    assert not ls.pid_alive(first["server"]["pid"])
+    assert os.path.exists(marker)
+
+
+def test_status_and_stopped(dirs, run_module):
+    started = run_module(local_server, dict(dirs, auth_actions=[]))
+    status = run_module(local_server, {"state_dir": dirs["state_dir"], "state": "status"})
+    assert status["server"]["healthy"] is True and status["changed"] is False
+    stopped = run_module(local_server, {"state_dir": dirs["state_dir"], "state": "stopped"})
+    assert stopped["changed"] is True
+    assert not ls.pid_alive(started["server"]["pid"])
+    again = run_module(local_server, {"state_dir": dirs["state_dir"], "state": "stopped"})
+    assert again["changed"] is False
+
+
+def test_check_mode_starts_nothing(dirs, run_module):
+    res = run_module(local_server, dict(dirs, auth_actions=[]), check_mode=True)
+    assert res["changed"] is True
+    assert ls.read_state(dirs["state_dir"]) is None
+
+
+def test_port_in_use_is_a_clear_error(dirs, run_module):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+        res = run_module(local_server, dict(dirs, auth_actions=[], port=port))
+    assert res.failed
+    assert f"Port {port} on 127.0.0.1 is already in use" in res["msg"]
+
+
+def test_auth_without_credentials_is_refused(dirs, run_module):
+    res = run_module(local_server, dict(dirs))  # default auth_actions: [update]
+    assert res.failed and "needs username and password" in res["msg"]
+
+
+def test_unknown_auth_action(dirs, run_module):
+    res = run_module(local_server, dict(dirs, auth_actions=["upload"], username="u", password="p"))
+    assert res.failed and "Unknown auth action" in res["msg"]
+
+
+def test_package_dir_that_is_a_file(dirs, tmp_path, run_module):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    res = run_module(local_server, dict(dirs, auth_actions=[], package_dir=str(afile)))
+    assert res.failed and "not a directory" in res["msg"]
+
+
+def test_server_that_never_gets_healthy_fails_with_log_tail(dirs, tmp_path, run_module):
+    fake = tmp_path / "fakepython"
+    fake.write_text(f"#!{sys.executable}\nimport sys\nprint('boom: cannot start', flush=True)\nsys.exit(3)\n")
+    fake.chmod(0o755)
+    res = run_module(local_server, dict(dirs, auth_actions=[], python=str(fake), timeout=5))
+    assert res.failed
+    assert "did not become healthy" in res["msg"]
+    assert any("boom: cannot start" in line for line in res["log_tail"])
+
+
+def test_hung_server_times_out(dirs, tmp_path, run_module):
+    fake = tmp_path / "sleeper"
+    fake.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
+    fake.chmod(0o755)
+    res = run_module(local_server, dict(dirs, auth_actions=[], python=str(fake), timeout=1.5))
+    assert res.failed and "within 1.5s" in res["msg"]
+    out = subprocess.run(["pgrep", "-f", str(fake)], capture_output=True, text=True, check=False)
+    assert out.stdout.strip() == ""  # the hung process was killed, not left behind
