@@ -58,7 +58,7 @@ def parse_junit(path: Path) -> dict[str, dict[str, str]]:
         return {}
     out: dict[str, dict[str, str]] = {}
     for case in ET.parse(path).getroot().iter("testcase"):
-        status, reason = "passed", ""
+        status, reason = "passed", (case.findtext("system-out") or "").split("\n")[0]
         for tag in ("failure", "skipped"):
             node = case.find(tag)
             if node is not None:

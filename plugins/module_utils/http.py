@@ -71,7 +71,7 @@ def make_session(opts: ClientOptions, pool: int = 4, max_redirects: int = 10) ->
     session.trust_env = False  # no ~/.netrc, no proxy env: talk to the server under test only
     session.headers["User-Agent"] = USER_AGENT
     session.max_redirects = max_redirects
-    if opts.username is not None or opts.password is not None:
+    if opts.username or opts.password:  # both empty means an anonymous request
         session.auth = (opts.username or "", opts.password or "")
     session.verify = opts.verify
     adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +53,9 @@ class Spec(t.NamedTuple):
     backend: str = "auto"
     python: str = sys.executable
     extra_args: tuple[str, ...] = ()
+    # Empty the package directory at every (re)start, like a pod whose volume is an emptyDir.
+    # Models a deployment that loses data on restart; the persistence test must catch it.
+    ephemeral: bool = False
 
     def argv(self, port: int) -> list[str]:
         args = [self.python, "-m", "pypiserver", "run", "-i", self.host, "-p", str(port)]
@@ -305,7 +309,17 @@ def _prepare_package_dir(path: str) -> None:
         ) from exc
 
 
+def _empty_dir(path: str) -> None:
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
 def _spawn(spec: Spec, port: int, state_dir: str, timeout: float) -> dict[str, t.Any]:
+    if spec.ephemeral:
+        _empty_dir(spec.package_dir)
     log_path = os.path.join(state_dir, LOG_FILE)
     config = _config_of(spec, port)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -252,11 +252,11 @@ def diagnose_index(index_url: str, name: str, opts: http.ClientOptions) -> str |
         session.close()
     safe = http.redact_url(index_url)
     if status == 401:
-        if opts.username is None and opts.password is None:
+        if not opts.username and not opts.password:
             return f"The index {safe} wants credentials (HTTP 401) and none were given; set username and password."
         return f"The index {safe} refused the credentials for user {opts.username!r} (HTTP 401); check the password."
     if status == 403:
-        if opts.username is None and opts.password is None:
+        if not opts.username and not opts.password:
             return (
                 f"The index {safe} refused access (HTTP 403) and no credentials were given; set username and password."
             )
@@ -295,7 +295,34 @@ def explain_pip_failure(text: str, spec: InstallSpec, index_url: str, opts: http
             return diagnosis
         versions = f"; versions it offers as wheels for this Python: {seen.group(1)}" if seen else ""
         return f"{req} is not on the index {safe} (pip looked only there, wheels only){versions}."
+    altered = _advertised_differs(spec, index_url, opts)
+    if altered:
+        return altered
     return f"pip install {req} from {safe} failed."
+
+
+def _advertised_differs(spec: InstallSpec, index_url: str, opts: http.ClientOptions) -> str | None:
+    """When the uploaded file's sha256 is known: does the index now advertise other bytes for that version?"""
+    if not spec.expected_sha256 or not spec.version:
+        return None
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
+
+    session = http.make_session(opts)
+    try:
+        page = si.fetch_project(session, index_url, spec.name, opts)
+    except si.IndexReadError:
+        return None
+    finally:
+        session.close()
+    for entry in page["files"]:
+        if entry["kind"] == "wheel" and entry["version"] == spec.version and entry["hash_algo"] == "sha256":
+            if entry["hash_digest"] != spec.expected_sha256:
+                return (
+                    f"The server's copy of {entry['filename']} is not the uploaded file: the index advertises sha256 "
+                    f"{entry['hash_digest']}, the upload had {spec.expected_sha256}; the stored file was altered or "
+                    "replaced after upload (check the package directory and the storage backend)."
+                )
+    return None
 
 
 def import_check(

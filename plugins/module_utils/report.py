@@ -75,9 +75,11 @@ def junit_xml(results: list[dict[str, t.Any]], suite: str, properties: dict[str,
             node.text = r["reason"]
         elif r["status"] == "skipped":
             ET.SubElement(case, "skipped", message=r["reason"][:1000])
-        if r["figures"]:
+        if r["status"] == "passed" or r["figures"]:
             out = ET.SubElement(case, "system-out")
-            out.text = figures_text(r["figures"])
+            out.text = "\n".join(
+                x for x in (r["reason"] if r["status"] == "passed" else "", figures_text(r["figures"])) if x
+            )
     ET.indent(suites)
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
 

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 import typing as t
 from html.parser import HTMLParser
 from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
@@ -520,11 +521,13 @@ def verify_file(session: t.Any, file: dict[str, t.Any], opts: httputil.ClientOpt
     extra = None
     if algo and algo != "sha256" and algo in hashlib.algorithms_available:
         extra = hashlib.new(algo)
+    start = time.monotonic()
     sha, size = _stream(session, file["url"], opts, extra)
+    seconds = time.monotonic() - start
     digests = {"sha256": sha}
     if extra is not None:
         digests[algo] = extra.hexdigest()
-    return compare_download(file, digests, size)
+    return dict(compare_download(file, digests, size), seconds=round(seconds, 3))
 
 
 def verify_files(

@@ -73,6 +73,12 @@ options:
       - Empty (the default) disables the redirect, so a missing package is a 404 and never comes from elsewhere.
     type: str
     default: ""
+  ephemeral:
+    description:
+      - Empty the package directory at every start and restart, like a pod whose volume is an C(emptyDir).
+      - For proving that the persistence test catches a deployment that loses packages; never use it for real.
+    type: bool
+    default: false
   health_endpoint:
     description: Path of the liveness endpoint.
     type: str
@@ -167,6 +173,7 @@ def _spec(params: dict[str, t.Any], htpasswd: str | None) -> ls.Spec:
         health_endpoint=params["health_endpoint"],
         backend=params["backend"],
         python=params["python"] or sys.executable,
+        ephemeral=params["ephemeral"],
     )
 
 
@@ -233,6 +240,7 @@ def main() -> None:
         overwrite=dict(type="bool", default=False),
         fallback_url=dict(type="str", default=""),
         health_endpoint=dict(type="str", default="/health"),
+        ephemeral=dict(type="bool", default=False),
         backend=dict(type="str", default="auto", choices=["auto", "simple-dir", "cached-dir"]),
         python=dict(type="path"),
         timeout=dict(type="float", default=30.0),

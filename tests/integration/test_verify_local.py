@@ -6,6 +6,7 @@ import pytest
 
 from tests.helpers import ROOT, run_playbook
 
+FAULT = ROOT / "tests" / "playbooks" / "fault.yml"
 P0 = ["connection", "simple_index", "storage", "upload", "download", "list"]
 
 pytestmark = pytest.mark.slow
@@ -17,16 +18,37 @@ def _assert_all_passed(run, ids):
         assert run.results.get(test_id, {}).get("status") == "passed", (test_id, run.results)
 
 
+ALL = [*P0, "multiple_versions", "persistence", "auth", "concurrency", "overwrite", "large_package", "load"]
+
+
 def test_local_target_passes_twice(tmp_path):
     first = run_playbook(ROOT / "verify.yml", tmp_path)
-    _assert_all_passed(first, ["deploy", *P0])
+    _assert_all_passed(first, ["deploy", *ALL])
+    assert [c for c in first.results] == [
+        "deploy",
+        "connection",
+        "simple_index",
+        "upload",
+        "download",
+        "list",
+        "multiple_versions",
+        "persistence",
+        "storage",
+        "auth",
+        "concurrency",
+        "overwrite",
+        "large_package",
+        "load",
+    ]
     summary = (first.report_dir / "summary.md").read_text()
     for test_id in P0:
         assert f"| {test_id} | p0 | PASSED |" in summary
     # the local server was stopped and its state removed by the teardown
     assert not (tmp_path / "state").exists()
-    second = run_playbook(ROOT / "verify.yml", tmp_path)
-    _assert_all_passed(second, ["deploy", *P0])
+    for figure in ("upload_mib_s=", "download_mib_s=", "up_p95_ms=", "down_p99_ms="):
+        assert figure in summary
+    second = run_playbook(ROOT / "verify.yml", tmp_path, {"pypi_large_size_mib": 1, "pypi_load_uploads": 5})
+    _assert_all_passed(second, ["deploy", *ALL])
 
 
 def test_url_target_against_a_separate_server(tmp_path, auth_pypiserver):
@@ -38,11 +60,15 @@ def test_url_target_against_a_separate_server(tmp_path, auth_pypiserver):
             "pypi_url": auth_pypiserver.url,
             "pypi_username": auth_pypiserver.username,
             "pypi_password": auth_pypiserver.password,
+            "pypi_large_size_mib": 1,
+            "pypi_load_uploads": 5,
         },
     )
     assert run.rc == 0, run.output[-4000:]
     assert run.results["storage"]["status"] == "skipped"
     assert "url target has no access" in run.results["storage"]["reason"]
+    assert run.results["persistence"]["status"] == "skipped"
+    assert "cannot restart" in run.results["persistence"]["reason"]
     for test_id in ["connection", "simple_index", "upload", "download", "list"]:
         assert run.results[test_id]["status"] == "passed", run.results
     # the separately started server was left running
@@ -68,7 +94,11 @@ def test_wrong_port_fails_connection_and_skips_the_rest(tmp_path):
 
 
 def test_server_stopped_after_deploy_is_caught(tmp_path):
-    run = run_playbook(ROOT / "tests" / "playbooks" / "stop_after_deploy.yml", tmp_path, {"pypi_connect_wait": 1})
+    run = run_playbook(
+        FAULT,
+        tmp_path,
+        {"fault": "stop_server", "fault_after": P0, "pypi_connect_wait": 1},
+    )
     assert run.rc != 0
     assert run.results["deploy"]["status"] == "passed"
     assert run.results["connection"]["status"] == "failed"
@@ -80,6 +110,9 @@ def test_tags_select_one_test_and_its_prerequisites(tmp_path):
     run = run_playbook(ROOT / "verify.yml", tmp_path, args=["--tags", "download"])
     assert run.rc == 0, run.output[-4000:]
     assert set(run.results) == {"deploy", "download"}
+    p0 = run_playbook(ROOT / "verify.yml", tmp_path, args=["--tags", "p0"])
+    assert p0.rc == 0, p0.output[-4000:]
+    assert set(p0.results) == {"deploy", "connection", "simple_index", "upload", "download", "list", "storage"}
     assert run.results["download"]["status"] == "passed"
 
 
@@ -94,9 +127,14 @@ def test_package_only_on_another_index_named_by_pip_config_fails_download(tmp_pa
         "PIP_EXTRA_INDEX_URL": other.simple_url,
     }
     run = run_playbook(
-        ROOT / "tests" / "playbooks" / "package_only_elsewhere.yml",
+        FAULT,
         tmp_path,
-        {"other_index_dir": other.package_dir},
+        {
+            "fault": "move_probe_to_other_index",
+            "fault_before": ["upload"],
+            "fault_after": ["download"],
+            "other_index_dir": other.package_dir,
+        },
         env=env,
     )
     assert run.rc != 0

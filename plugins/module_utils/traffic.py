@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+# Copyright: pypi_ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Many uploads and downloads inside one process: the load and concurrency tests.
+
+The loop runs here, not as one Ansible task per operation, so that what is timed is
+the server. Uploads go straight to the legacy upload API (``upload.http_upload``,
+streamed from disk, one keep-alive session per worker); downloads are streamed GETs
+of the file URLs the index lists, hashed on the fly (``simple_index.download_and_hash``).
+Wheels are written directly (a valid minimal wheel, stored uncompressed) instead of
+through a build backend, which would cost seconds per version.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import os
+import threading
+import time
+import typing as t
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest, upload
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
+
+
+class Op(t.NamedTuple):
+    kind: str  # upload | download
+    filename: str
+    ok: bool
+    status: int | None
+    seconds: float
+    size: int
+    detail: str
+
+
+def _dist_name(name: str) -> str:
+    return si.normalize(name).replace("-", "_")
+
+
+def synthetic_wheel(dest_dir: str, name: str, version: str, payload_size: int = 0) -> dict[str, t.Any]:
+    """Write a valid, minimal pure-Python wheel; return its file record (with name, version, kind)."""
+    dist = _dist_name(name)
+    os.makedirs(dest_dir, exist_ok=True)
+    filename = f"{dist}-{version}-py3-none-any.whl"
+    path = os.path.join(dest_dir, filename)
+    info = f"{dist}-{version}.dist-info"
+    members: list[tuple[str, bytes]] = [
+        (f"{dist}/__init__.py", f'__version__ = "{version}"\n'.encode()),
+        (f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {si.normalize(name)}\nVersion: {version}\n".encode()),
+        (
+            f"{info}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: pypi_ops.pypiserver\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        ),
+    ]
+    if payload_size:
+        members.append((f"{dist}/payload.bin", os.urandom(payload_size)))
+    record = []
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as whl:
+        for arcname, data in members:
+            whl.writestr(arcname, data)
+            b64 = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{arcname},sha256={b64},{len(data)}")
+        record.append(f"{info}/RECORD,,")
+        whl.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    rec = digest.file_record(path)
+    rec.update(name=si.normalize(name), version=version, kind="wheel")
+    return rec
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (no interpolation); 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summarize(ops: list[Op], wall: float) -> dict[str, t.Any]:
+    times = [o.seconds for o in ops if o.ok]
+    moved = sum(o.size for o in ops if o.ok)
+    return {
+        "total": len(ops),
+        "ok": sum(1 for o in ops if o.ok),
+        "failed": sum(1 for o in ops if not o.ok),
+        "seconds": round(wall, 3),
+        "p50_ms": round(percentile(times, 50) * 1000, 1),
+        "p95_ms": round(percentile(times, 95) * 1000, 1),
+        "p99_ms": round(percentile(times, 99) * 1000, 1),
+        "max_ms": round(max(times) * 1000, 1) if times else 0.0,
+        "ops_per_s": round(len(times) / wall, 2) if wall > 0 else 0.0,
+        "mib_per_s": round(moved / wall / 1048576, 2) if wall > 0 else 0.0,
+    }
+
+
+class _Sessions:
+    """One keep-alive session per worker thread."""
+
+    def __init__(self, opts: httputil.ClientOptions):
+        self.opts = opts
+        self.local = threading.local()
+        self.all: list[t.Any] = []
+        self.lock = threading.Lock()
+
+    def get(self) -> t.Any:
+        session = getattr(self.local, "session", None)
+        if session is None:
+            session = httputil.make_session(self.opts, pool=2)
+            self.local.session = session
+            with self.lock:
+                self.all.append(session)
+        return session
+
+    def close(self) -> None:
+        for session in self.all:
+            session.close()
+
+
+def _run(fn: t.Callable[[t.Any], Op], items: list[t.Any], parallel: int) -> tuple[list[Op], float]:
+    start = time.monotonic()
+    if parallel <= 1:
+        ops = [fn(item) for item in items]
+    else:
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            ops = list(pool.map(fn, items))
+    return ops, time.monotonic() - start
+
+
+def upload_all(
+    files: list[dict[str, t.Any]], repository_url: str, opts: httputil.ClientOptions, parallel: int = 1
+) -> tuple[list[Op], float]:
+    sessions = _Sessions(opts)
+
+    def one(rec: dict[str, t.Any]) -> Op:
+        start = time.monotonic()
+        got = upload.http_upload(
+            sessions.get(), repository_url, rec["path"], rec["name"], rec["version"], rec["sha256"], opts
+        )
+        secs = time.monotonic() - start
+        ok = got.outcome == "uploaded"
+        detail = "" if ok else f"{got.outcome} (HTTP {got.status}) {got.detail}".strip()
+        return Op("upload", rec["filename"], ok, got.status, secs, rec["size"], detail)
+
+    try:
+        return _run(one, files, parallel)
+    finally:
+        sessions.close()
+
+
+def download_all(
+    files: list[dict[str, t.Any]], simple_url: str, opts: httputil.ClientOptions, parallel: int = 1
+) -> tuple[list[Op], float]:
+    """Resolve each file's URL from its project page (one listing per project), then GET and hash it.
+
+    Returns (ops, wall seconds of the downloads); a file missing from the listing is a failed op.
+    """
+    listing_session = httputil.make_session(opts)
+    urls: dict[str, str] = {}
+    try:
+        for project in sorted({f["name"] for f in files}):
+            page = si.fetch_project(listing_session, simple_url, project, opts)
+            urls.update({entry["filename"]: entry["url"] for entry in page["files"]})
+    finally:
+        listing_session.close()
+    sessions = _Sessions(opts)
+
+    def one(rec: dict[str, t.Any]) -> Op:
+        url = urls.get(rec["filename"])
+        if url is None:
+            return Op("download", rec["filename"], False, None, 0.0, 0, "not listed in the index")
+        start = time.monotonic()
+        try:
+            sha, size = si.download_and_hash(sessions.get(), url, opts)
+        except si.IndexReadError as exc:
+            return Op("download", rec["filename"], False, exc.status, time.monotonic() - start, 0, exc.msg)
+        secs = time.monotonic() - start
+        if sha != rec["sha256"]:
+            return Op("download", rec["filename"], False, 200, secs, size, f"sha256 {sha} != uploaded {rec['sha256']}")
+        return Op("download", rec["filename"], True, 200, secs, size, "")
+
+    try:
+        return _run(one, files, parallel)
+    finally:
+        sessions.close()

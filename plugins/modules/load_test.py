@@ -1,0 +1,249 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pypi_ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: load_test
+short_description: Many uploads then many downloads with hash checks, timed, in one module call
+version_added: "0.1.0"
+description:
+  - Writes O(uploads) small valid wheels (distinct versions of one project, or distinct projects with
+    O(distinct_projects)), uploads them, then downloads O(downloads) files from the URLs the index lists and
+    checks every sha256 against the uploaded file.
+  - The loop runs inside this one call so that the figures describe the server, not Ansible. Uploads use a
+    direct, streamed POST to the legacy upload API (C(:action=file_upload)) over keep-alive sessions, not
+    twine; the P0 C(upload) test is the twine path. Wheels are written directly (a minimal valid wheel),
+    not built, so a run of hundreds costs milliseconds of harness time.
+  - O(parallel) greater than 1 runs the operations in that many threads (the concurrency test);
+    1 runs them one after another (the load test).
+  - Reports success counts, p50/p95/p99 latency and throughput for each phase, and fails below O(min_success_rate).
+author:
+  - pypi_ops contributors
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is sent in check mode.
+  diff_mode:
+    support: none
+options:
+  repository_url:
+    description: Upload endpoint.
+    type: str
+    required: true
+  simple_url:
+    description: Simple index URL the downloads are resolved from.
+    type: str
+    required: true
+  project:
+    description: Project name (or name prefix with O(distinct_projects)). Use a unique, run-specific name.
+    type: str
+    required: true
+  uploads:
+    description: Number of uploads.
+    type: int
+    default: 100
+  downloads:
+    description: Number of downloads (cycling over the uploaded files). Defaults to O(uploads).
+    type: int
+  parallel:
+    description: Worker threads per phase.
+    type: int
+    default: 1
+  distinct_projects:
+    description: Each upload is its own project (C(<project>-<i>)) instead of a version (C(1.0.<i>)) of one project.
+    type: bool
+    default: false
+  payload_size:
+    description: Incompressible bytes added to each wheel.
+    type: int
+    default: 0
+  min_success_rate:
+    description: Percentage of operations (uploads and downloads together) that must succeed.
+    type: float
+    default: 100
+  work_dir:
+    description: Where the wheels are written (a sub-directory is created and removed).
+    type: path
+    required: true
+  keep_files:
+    description: Keep the generated wheels.
+    type: bool
+    default: false
+  username:
+    description: Upload and download user.
+    type: str
+  password:
+    description: Its password.
+    type: str
+  validate_certs:
+    description: Verify TLS certificates.
+    type: bool
+    default: true
+  ca_path:
+    description: CA bundle for a private CA.
+    type: path
+  connect_timeout:
+    description: Seconds to connect, per request.
+    type: float
+    default: 5
+  read_timeout:
+    description: Seconds to wait for an answer, per request.
+    type: float
+    default: 60
+"""
+
+EXAMPLES = r"""
+- name: 100 sequential uploads and downloads
+  pypi_ops.pypiserver.load_test:
+    repository_url: http://127.0.0.1:8080/
+    simple_url: http://127.0.0.1:8080/simple/
+    project: "pypiops-probe-{{ run_id }}-load"
+    work_dir: /tmp/pypi-load
+
+- name: Three different packages uploaded and downloaded at once
+  pypi_ops.pypiserver.load_test:
+    repository_url: http://127.0.0.1:8080/
+    simple_url: http://127.0.0.1:8080/simple/
+    project: "pypiops-probe-{{ run_id }}-conc"
+    uploads: 3
+    parallel: 3
+    distinct_projects: true
+    work_dir: /tmp/pypi-conc
+"""
+
+RETURN = r"""
+upload:
+  description: Upload phase figures (total, ok, failed, seconds, p50_ms, p95_ms, p99_ms, max_ms, ops_per_s, mib_per_s).
+  returned: success
+  type: dict
+download:
+  description: Download phase figures, same keys.
+  returned: success
+  type: dict
+success_rate:
+  description: Percentage of all operations that succeeded.
+  returned: success
+  type: float
+failures:
+  description: The first 20 failed operations (kind, filename, status, detail).
+  returned: success
+  type: list
+  elements: dict
+operations:
+  description: Every operation with its latency (kind, filename, ok, ms).
+  returned: success
+  type: list
+  elements: dict
+files:
+  description: The uploaded files (filename, name, version, size, sha256).
+  returned: success
+  type: list
+  elements: dict
+"""
+
+import os
+import shutil
+import tempfile
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import probe, traffic
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    p = module.params
+    if p["uploads"] < 1 or p["parallel"] < 1:
+        module.fail_json(msg="uploads and parallel must be at least 1.")
+    downloads = p["uploads"] if p["downloads"] is None else p["downloads"]
+    if downloads < 0 or not 0 <= p["min_success_rate"] <= 100:
+        module.fail_json(msg="downloads must be 0 or more and min_success_rate between 0 and 100.")
+    try:
+        probe.validate_name(p["project"])
+    except probe.ProbeError as exc:
+        module.fail_json(msg=exc.msg)
+    if module.check_mode:
+        return {"changed": False, "skipped": True, "msg": "check mode: nothing uploaded"}
+    opts = httputil.ClientOptions.from_params(p)
+    httputil.warn_insecure(module, opts)
+    os.makedirs(p["work_dir"], exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="load-", dir=p["work_dir"])
+    try:
+        files = []
+        for i in range(p["uploads"]):
+            name = f"{p['project']}-{i}" if p["distinct_projects"] else p["project"]
+            version = "1.0.0" if p["distinct_projects"] else f"1.0.{i}"
+            files.append(traffic.synthetic_wheel(scratch, name, version, p["payload_size"]))
+        up_ops, up_wall = traffic.upload_all(files, p["repository_url"], opts, p["parallel"])
+        uploaded = {o.filename for o in up_ops if o.ok}
+        wanted = [f for f in files if f["filename"] in uploaded]
+        if wanted:
+            targets = [wanted[i % len(wanted)] for i in range(downloads)]
+            down_ops, down_wall = traffic.download_all(targets, p["simple_url"], opts, p["parallel"])
+        else:  # nothing to download: every download counts as failed
+            down_ops = [traffic.Op("download", "-", False, None, 0.0, 0, "no upload succeeded")] * downloads
+            down_wall = 0.0
+    except si.IndexReadError as exc:
+        module.fail_json(msg=f"Listing the uploaded files failed: {exc.msg}")
+    finally:
+        if not p["keep_files"]:
+            shutil.rmtree(scratch, ignore_errors=True)
+    ops = up_ops + down_ops
+    ok = sum(1 for o in ops if o.ok)
+    rate = round(100.0 * ok / len(ops), 2) if ops else 0.0
+    failures = [
+        {"kind": o.kind, "filename": o.filename, "status": o.status, "detail": o.detail} for o in ops if not o.ok
+    ]
+    result = {
+        "changed": bool(uploaded),
+        "upload": traffic.summarize(up_ops, up_wall),
+        "download": traffic.summarize(down_ops, down_wall),
+        "success_rate": rate,
+        "failures": failures[:20],
+        "operations": [
+            {"kind": o.kind, "filename": o.filename, "ok": o.ok, "ms": round(o.seconds * 1000, 1)} for o in ops
+        ],
+        "files": [{k: f[k] for k in ("filename", "name", "version", "size", "sha256")} for f in files],
+    }
+    if rate < p["min_success_rate"]:
+        first = failures[0]
+        module.fail_json(
+            msg=f"{len(failures)} of {len(ops)} operations failed (success {rate}% < {p['min_success_rate']}%); "
+            f"first: {first['kind']} of {first['filename']}: {first['detail']}.",
+            **result,
+        )
+    return result
+
+
+def main() -> None:
+    argument_spec = dict(
+        repository_url=dict(type="str", required=True),
+        simple_url=dict(type="str", required=True),
+        project=dict(type="str", required=True),
+        uploads=dict(type="int", default=100),
+        downloads=dict(type="int"),
+        parallel=dict(type="int", default=1),
+        distinct_projects=dict(type="bool", default=False),
+        payload_size=dict(type="int", default=0),
+        min_success_rate=dict(type="float", default=100.0),
+        work_dir=dict(type="path", required=True),
+        keep_files=dict(type="bool", default=False),
+        username=dict(type="str"),
+        password=dict(type="str", no_log=True),
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        connect_timeout=dict(type="float", default=5.0),
+        read_timeout=dict(type="float", default=60.0),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module.exit_json(**run(module))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""A real HTTP reverse proxy on 127.0.0.1 that breaks a real pypiserver behind it, on purpose.
+
+It is not a mock of the server under test: every request reaches the real pypiserver, and the
+proxy then misbehaves the way broken deployments do, so the tests can prove the verifier notices:
+
+- ``hide``: drop index links whose href matches a regex (a version missing from /simple/);
+- ``corrupt``: flip bytes in file downloads whose path matches (the wrong bytes served);
+- ``max_body``: answer 413 to request bodies larger than N bytes (an ingress body-size limit);
+- ``die_after``: stop listening after N requests (the server dying in the middle of a run).
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import threading
+import typing as t
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization"}
+
+
+class FaultProxy:
+    def __init__(
+        self,
+        upstream: str,
+        hide: str | None = None,
+        corrupt: str | None = None,
+        max_body: int | None = None,
+        die_after: int | None = None,
+    ):
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname, parts.port)
+        self.hide = re.compile(hide) if hide else None
+        self.corrupt = re.compile(corrupt) if corrupt else None
+        self.max_body = max_body
+        self.die_after = die_after
+        self.requests = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_args: t.Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                proxy.handle(self)
+
+            do_POST = do_GET
+            do_HEAD = do_GET
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: t.Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        try:
+            self.server.shutdown()
+        finally:
+            self.server.server_close()
+
+    def handle(self, req: BaseHTTPRequestHandler) -> None:
+        with self.lock:
+            self.requests += 1
+            count = self.requests
+        if self.die_after is not None and count > self.die_after:
+            req.close_connection = True
+            threading.Thread(target=self.stop, daemon=True).start()
+            try:
+                req.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        length = int(req.headers.get("Content-Length") or 0)
+        if self.max_body is not None and length > self.max_body:
+            body = b"<html><body><h1>413 Request Entity Too Large</h1></body></html>"
+            req.send_response(413)
+            req.send_header("Content-Type", "text/html")
+            req.send_header("Content-Length", str(len(body)))
+            req.send_header("Connection", "close")
+            req.end_headers()
+            req.wfile.write(body)
+            req.close_connection = True
+            return
+        conn = http.client.HTTPConnection(*self.upstream, timeout=60)
+        headers = {k: v for k, v in req.headers.items() if k.lower() not in HOP}
+        conn.putrequest(req.command, req.path, skip_host=True, skip_accept_encoding=True)
+        for key, value in headers.items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        remaining = length
+        while remaining > 0:
+            block = req.rfile.read(min(1 << 20, remaining))
+            if not block:
+                break
+            conn.send(block)
+            remaining -= len(block)
+        resp = conn.getresponse()
+        path = req.path.split("?")[0]
+        rewrite = self.hide is not None and path.startswith("/simple/") and resp.status == 200
+        if rewrite:
+            text = resp.read().decode("utf-8", "replace")
+            kept = [line for line in text.splitlines(True) if not (self.hide.search(line) and "<a " in line)]
+            data = "".join(kept).encode()
+            self._send(req, resp, data)
+        elif self.corrupt is not None and path.startswith("/packages/") and self.corrupt.search(path):
+            data = bytearray(resp.read())
+            if data:
+                data[len(data) // 2] ^= 0xFF
+            self._send(req, resp, bytes(data))
+        else:
+            self._send_stream(req, resp)
+        conn.close()
+
+    @staticmethod
+    def _headers(req: BaseHTTPRequestHandler, resp: http.client.HTTPResponse, skip: set[str]) -> None:
+        req.send_response(resp.status, resp.reason)
+        for key, value in resp.getheaders():
+            if key.lower() not in HOP | skip:
+                req.send_header(key, value)
+
+    def _send(self, req: BaseHTTPRequestHandler, resp: http.client.HTTPResponse, data: bytes) -> None:
+        self._headers(req, resp, {"content-length"})
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        if req.command != "HEAD":
+            req.wfile.write(data)
+
+    def _send_stream(self, req: BaseHTTPRequestHandler, resp: http.client.HTTPResponse) -> None:
+        length = resp.getheader("Content-Length")
+        self._headers(req, resp, set())
+        if length is None:
+            req.send_header("Connection", "close")
+            req.close_connection = True
+        req.end_headers()
+        if req.command == "HEAD":
+            return
+        while True:
+            block = resp.read(1 << 20)
+            if not block:
+                break
+            req.wfile.write(block)
