@@ -14,10 +14,11 @@ PLAYBOOK := $(VENV)/bin/ansible-playbook
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev verify verify-url test test-fast lint constraints clean doc
+.PHONY: help venv dev verify verify-s3 verify-url test test-fast lint constraints clean doc
 
 help:
 	@echo "make verify   - run the full suite on the embedded local pypiserver (reports/)"
+	@echo "make verify-s3- the same on a pypiserver whose package dir is an s3fs mount of a moto bucket"
 	@echo "make test     - run the project's tests (unit, contract, integration)"
 	@echo "make test-fast- the same without the slow cases"
 	@echo "make lint     - ruff + ansible-lint"
@@ -29,7 +30,11 @@ $(VENV)/.runtime: requirements.txt constraints.txt
 	@mkdir -p $(dir $(COLL_LINK)) && ln -sfn $(CURDIR) $(COLL_LINK)
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+$(VENV)/.s3: $(VENV)/.runtime requirements-s3.txt
+	$(PIP) install --quiet -r requirements-s3.txt -c constraints.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.s3 requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
@@ -39,6 +44,10 @@ dev: $(VENV)/.dev
 
 verify: $(VENV)/.runtime
 	cd $(CURDIR) && $(PLAYBOOK) verify.yml $(ARGS)
+
+# The full suite on the local S3-backed target: moto on 127.0.0.1, bucket mounted with s3fs (FUSE).
+verify-s3: $(VENV)/.s3
+	cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_target=local_s3 $(ARGS)
 
 test: $(VENV)/.dev
 	cd $(CURDIR) && $(PY) -m pytest tests $(PYTEST_ARGS)

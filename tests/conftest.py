@@ -132,3 +132,15 @@ def no_user_pip_config(monkeypatch, tmp_path):
     """Point pip's global/user config somewhere empty for this test's children."""
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg-empty"))
     monkeypatch.setenv("HOME", os.environ.get("HOME", str(tmp_path)))
+
+
+@pytest.fixture
+def require_fuse():
+    """Skip (with the reason) where FUSE/s3fs is missing; in CI (CI=true) that is a failure instead."""
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.local_s3 import fuse_problem
+
+    problem = fuse_problem()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"S3 tests must run in CI: {problem}")
+        pytest.skip(problem)

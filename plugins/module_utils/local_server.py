@@ -173,7 +173,7 @@ def read_state(state_dir: str) -> dict[str, t.Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _write_state(state_dir: str, data: dict[str, t.Any]) -> None:
+def write_state(state_dir: str, data: dict[str, t.Any]) -> None:
     path = os.path.join(state_dir, STATE_FILE)
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -309,6 +309,43 @@ def _prepare_package_dir(path: str) -> None:
         ) from exc
 
 
+def spawn_detached(
+    argv: list[str], log_path: str, cwd: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str | None, int]:
+    """Start ``argv`` in its own session with stdio on ``log_path`` (0600, appended).
+
+    Returns (process, start token for PID-reuse checks, log offset where this run's output begins).
+    """
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    offset = os.lseek(log_fd, 0, os.SEEK_END)
+    child_env = None
+    if env:
+        child_env = dict(os.environ)
+        child_env.update(env)
+    try:
+        proc = subprocess.Popen(  # detached on purpose: the process outlives its starter
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            cwd=cwd,
+            env=child_env,
+        )
+    except OSError as exc:
+        raise ServerError(f"Cannot run {argv[0]!r}: {exc.strerror}; check that it is installed.") from exc
+    finally:
+        os.close(log_fd)
+    token = None
+    for _ in range(50):
+        token = _proc_start_token(proc.pid)
+        if token:
+            break
+        time.sleep(0.01)
+    return proc, token, offset
+
+
 def _empty_dir(path: str) -> None:
     for entry in os.scandir(path):
         if entry.is_dir(follow_symlinks=False):
@@ -322,30 +359,9 @@ def _spawn(spec: Spec, port: int, state_dir: str, timeout: float) -> dict[str, t
         _empty_dir(spec.package_dir)
     log_path = os.path.join(state_dir, LOG_FILE)
     config = _config_of(spec, port)
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    offset = os.lseek(log_fd, 0, os.SEEK_END)
-    try:
-        proc = subprocess.Popen(  # detached on purpose: the server outlives this process
-            config["argv"],
-            stdin=subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            cwd=state_dir,
-        )
-    except OSError as exc:
-        raise ServerError(f"Cannot run {spec.python!r}: {exc.strerror}; check the python option.") from exc
-    finally:
-        os.close(log_fd)
-    token = None
-    for _ in range(50):
-        token = _proc_start_token(proc.pid)
-        if token:
-            break
-        time.sleep(0.01)
+    proc, token, offset = spawn_detached(config["argv"], log_path, state_dir)
     state = dict(config, pid=proc.pid, pid_start=token, log_file=log_path, started_at=time.time())
-    _write_state(state_dir, state)
+    write_state(state_dir, state)
     health = f"http://{spec.host}:{port}{spec.health_endpoint}"
     try:
         waited = wait_healthy(health, timeout, alive=lambda: proc.poll() is None)
@@ -353,7 +369,7 @@ def _spawn(spec: Spec, port: int, state_dir: str, timeout: float) -> dict[str, t
         if proc.poll() is None:
             terminate(proc.pid, token)
         proc.poll()
-        tail = _tail_since(log_path, offset)
+        tail = tail_since(log_path, offset)
         raise ServerError(f"pypiserver did not become healthy: {exc.msg} See the log tail below.", tail) from None
     out = describe(state)
     out["startup_seconds"] = round(waited, 3)
@@ -362,7 +378,7 @@ def _spawn(spec: Spec, port: int, state_dir: str, timeout: float) -> dict[str, t
     return out
 
 
-def _tail_since(path: str, offset: int, lines: int = 20) -> list[str]:
+def tail_since(path: str, offset: int, lines: int = 20) -> list[str]:
     try:
         with open(path, "rb") as handle:
             handle.seek(offset)

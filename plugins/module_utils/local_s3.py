@@ -1,0 +1,217 @@
+# -*- coding: utf-8 -*-
+# Copyright: pypi_ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The local S3-backed storage: an S3 protocol server (moto) on 127.0.0.1 with one bucket,
+mounted with s3fs (FUSE) on a directory that the local pypiserver then serves. This is the
+shape of a pod whose package volume is a bucket mounted by an S3 CSI driver.
+
+Both processes run detached; their PIDs are kept in ``<state_dir>/s3.json``. Stopping unmounts
+first, then stops s3fs and moto by PID. The s3fs credentials file is mode 0600; no secret is
+in any argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import typing as t
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls
+
+STATE_FILE = "s3.json"
+REGION = "us-east-1"
+
+
+class S3Spec(t.NamedTuple):
+    state_dir: str
+    bucket: str = "pypi"
+    prefix: str = "packages"
+    mountpoint: str = ""
+    port: int = 0
+    access_key: str = "pypi-ops"
+    secret_key: str = "pypi-ops-secret"
+    python: str = sys.executable
+
+    @property
+    def mount_dir(self) -> str:
+        return self.mountpoint or os.path.join(self.state_dir, "mnt")
+
+
+def fuse_problem() -> str | None:
+    """Why a FUSE mount cannot work here, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "FUSE is not available (no /dev/fuse); S3-backed local storage needs it"
+    if not shutil.which("s3fs"):
+        return "s3fs is not installed (Debian: apt-get install s3fs)"
+    return None
+
+
+def read_state(state_dir: str) -> dict[str, t.Any] | None:
+    path = os.path.join(state_dir, STATE_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return None
+
+
+def _write(state_dir: str, data: dict[str, t.Any]) -> None:
+    path = os.path.join(state_dir, STATE_FILE)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def describe(state: dict[str, t.Any] | None) -> dict[str, t.Any]:
+    if not state:
+        return {"running": False}
+    moto_ok = ls.pid_alive(state.get("moto_pid"), state.get("moto_token"))
+    s3fs_ok = ls.pid_alive(state.get("s3fs_pid"), state.get("s3fs_token"))
+    mounted = os.path.ismount(state.get("mountpoint", ""))
+    return {
+        "running": moto_ok and s3fs_ok and mounted,
+        "endpoint_url": f"http://127.0.0.1:{state.get('port')}",
+        "region": REGION,
+        "bucket": state.get("bucket"),
+        "prefix": state.get("prefix"),
+        "mountpoint": state.get("mountpoint"),
+        "mounted": mounted,
+        "moto_pid": state.get("moto_pid"),
+        "s3fs_pid": state.get("s3fs_pid"),
+        "access_key": state.get("access_key"),
+    }
+
+
+def _client(endpoint: str, spec: S3Spec) -> t.Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=spec.access_key,
+        aws_secret_access_key=spec.secret_key,
+        config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2}, s3={"addressing_style": "path"}),
+    )
+
+
+def start(spec: S3Spec, timeout: float = 30.0) -> tuple[bool, dict[str, t.Any]]:
+    problem = fuse_problem()
+    if problem:
+        raise ls.ServerError(problem + "; run on a machine with FUSE, or use the local target.")
+    os.makedirs(spec.state_dir, mode=0o700, exist_ok=True)
+    state = read_state(spec.state_dir)
+    current = describe(state)
+    if current["running"] and state.get("bucket") == spec.bucket and state.get("prefix") == spec.prefix:
+        return False, current
+    stop(spec.state_dir)
+    port = spec.port or ls.free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    moto, moto_token, moto_off = ls.spawn_detached(
+        [spec.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        os.path.join(spec.state_dir, "moto.log"),
+        spec.state_dir,
+    )
+    state = {
+        "port": port,
+        "bucket": spec.bucket,
+        "prefix": spec.prefix,
+        "mountpoint": spec.mount_dir,
+        "access_key": spec.access_key,
+        "moto_pid": moto.pid,
+        "moto_token": moto_token,
+    }
+    _write(spec.state_dir, state)
+    try:
+        ls.wait_healthy(endpoint + "/", max(1.0, deadline - time.monotonic()), alive=lambda: moto.poll() is None)
+        client = _client(endpoint, spec)
+        try:
+            client.create_bucket(Bucket=spec.bucket)
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        passwd = os.path.join(spec.state_dir, "s3fs.passwd")
+        fd = os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{spec.access_key}:{spec.secret_key}\n")
+        os.makedirs(spec.mount_dir, exist_ok=True)
+        if os.listdir(spec.mount_dir):
+            raise ls.ServerError(f"Mountpoint {spec.mount_dir} is not empty; empty it or choose another mountpoint.")
+        source = f"{spec.bucket}:/{spec.prefix.strip('/')}" if spec.prefix.strip("/") else spec.bucket
+        log = os.path.join(spec.state_dir, "s3fs.log")
+        s3fs, s3fs_token, s3fs_off = ls.spawn_detached(
+            [
+                "s3fs",
+                source,
+                spec.mount_dir,
+                "-f",
+                "-o",
+                f"url={endpoint}",
+                "-o",
+                "use_path_request_style",
+                "-o",
+                f"passwd_file={passwd}",
+                "-o",
+                "stat_cache_expire=1",
+                "-o",
+                f"endpoint={REGION}",
+            ],
+            log,
+            spec.state_dir,
+        )
+        state.update(s3fs_pid=s3fs.pid, s3fs_token=s3fs_token)
+        _write(spec.state_dir, state)
+        while not os.path.ismount(spec.mount_dir):
+            if not ls.pid_alive(s3fs.pid, s3fs_token):
+                raise ls.ServerError("s3fs exited before the bucket was mounted.", ls.tail_since(log, s3fs_off))
+            if time.monotonic() > deadline:
+                raise ls.ServerError(
+                    f"s3fs did not mount the bucket within {timeout:g}s.", ls.tail_since(log, s3fs_off)
+                )
+            time.sleep(0.05)
+    except ls.ServerError:
+        stop(spec.state_dir)
+        raise
+    except Exception as exc:  # noqa: BLE001 - boto3/botocore errors become one sentence
+        tail = ls.tail_since(os.path.join(spec.state_dir, "moto.log"), moto_off)
+        stop(spec.state_dir)
+        raise ls.ServerError(f"Could not prepare the bucket on {endpoint}: {exc}.", tail) from None
+    moto.returncode = s3fs.returncode = 0  # both stay running, detached; no ResourceWarning
+    return True, describe(state)
+
+
+def unmount(path: str) -> bool:
+    """Unmount ``path`` (a lazy unmount if it is busy). True when it is no longer a mount."""
+    if not os.path.ismount(path):
+        return True
+    for argv in (["umount", path], ["fusermount3", "-u", path], ["fusermount", "-u", path], ["umount", "-l", path]):
+        if shutil.which(argv[0]):
+            subprocess.run(argv, capture_output=True, check=False, timeout=30)
+            if not os.path.ismount(path):
+                return True
+    return not os.path.ismount(path)
+
+
+def stop(state_dir: str) -> dict[str, t.Any]:
+    """Unmount, stop s3fs and moto by PID, forget them. Never raises for a stuck mount: reports it."""
+    state = read_state(state_dir)
+    if not state:
+        return {"changed": False, "unmounted": True, "running": False}
+    unmounted = unmount(state.get("mountpoint", ""))
+    stopped = False
+    for key in ("s3fs", "moto"):
+        if state.get(f"{key}_pid"):
+            stopped = ls.terminate(state[f"{key}_pid"], state.get(f"{key}_token")) or stopped
+    if unmounted:
+        os.unlink(os.path.join(state_dir, STATE_FILE))
+    out = describe(state)
+    out.update(changed=stopped or not unmounted, unmounted=unmounted, running=False)
+    return out
