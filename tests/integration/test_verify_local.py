@@ -24,7 +24,7 @@ ALL = [*P0, "multiple_versions", "persistence", "auth", "concurrency", "overwrit
 def test_local_target_passes_twice(tmp_path):
     first = run_playbook(ROOT / "verify.yml", tmp_path)
     _assert_all_passed(first, ["deploy", *ALL])
-    assert [c for c in first.results] == [
+    assert list(first.results) == [
         "deploy",
         "connection",
         "simple_index",
@@ -34,16 +34,20 @@ def test_local_target_passes_twice(tmp_path):
         "multiple_versions",
         "persistence",
         "storage",
+        "s3_connectivity",
+        "s3_upload",
+        "s3_download",
         "auth",
         "concurrency",
         "overwrite",
         "large_package",
         "load",
     ]
+    assert first.results["s3_connectivity"]["status"] == "skipped"  # plain directory storage
     summary = (first.report_dir / "summary.md").read_text()
     for test_id in ALL:
         assert f"| {test_id} | " in summary
-    assert "FAILED" not in summary and "SKIPPED" not in summary
+    assert "FAILED" not in summary and summary.count("SKIPPED") == 3
     # the local server was stopped and its state removed by the teardown
     assert not (tmp_path / "state").exists()
     for figure in ("upload_mib_s=", "download_mib_s=", "up_p95_ms=", "down_p99_ms="):
@@ -90,7 +94,7 @@ def test_wrong_port_fails_connection_and_skips_the_rest(tmp_path):
     for test_id in ["simple_index", "storage", "upload", "download", "list"]:
         assert run.results[test_id]["status"] == "skipped", run.results
     assert "prerequisite connection failed" in run.results["simple_index"]["reason"]
-    assert "prerequisite upload skipped" in run.results["download"]["reason"]
+    assert "prerequisite connection failed" in run.results["download"]["reason"]  # the root cause, not upload
     assert "connection" in run.output  # the final failure message names the test
 
 
