@@ -35,6 +35,14 @@ CLIENT_ARGS: dict[str, dict[str, t.Any]] = {
 }
 
 
+def client_args(read_timeout: float | None = None) -> dict[str, dict[str, t.Any]]:
+    """CLIENT_ARGS, with another read_timeout default for modules that move big bodies."""
+    args = {k: dict(v) for k, v in CLIENT_ARGS.items()}
+    if read_timeout is not None:
+        args["read_timeout"]["default"] = read_timeout
+    return args
+
+
 class ClientOptions(t.NamedTuple):
     username: str | None
     password: str | None

@@ -168,12 +168,7 @@ def main() -> None:
         expect_html=dict(type="bool", default=False),
         wait=dict(type="float", default=0.0),
         follow_redirects=dict(type="bool", default=True),
-        username=dict(type="str"),
-        password=dict(type="str", no_log=True),
-        validate_certs=dict(type="bool", default=True),
-        ca_path=dict(type="path"),
-        connect_timeout=dict(type="float", default=5.0),
-        read_timeout=dict(type="float", default=30.0),
+        **httputil.CLIENT_ARGS,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     module.exit_json(**run(module))

@@ -234,12 +234,7 @@ def main() -> None:
         min_success_rate=dict(type="float", default=100.0),
         work_dir=dict(type="path", required=True),
         keep_files=dict(type="bool", default=False),
-        username=dict(type="str"),
-        password=dict(type="str", no_log=True),
-        validate_certs=dict(type="bool", default=True),
-        ca_path=dict(type="path"),
-        connect_timeout=dict(type="float", default=5.0),
-        read_timeout=dict(type="float", default=60.0),
+        **httputil.client_args(read_timeout=60.0),  # bulk transfers: a longer read timeout
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     module.exit_json(**run(module))

@@ -231,12 +231,7 @@ def main() -> None:
         anonymous=dict(type="bool", default=False),
         timeout=dict(type="float", default=300.0),
         python=dict(type="path"),
-        username=dict(type="str"),
-        password=dict(type="str", no_log=True),
-        validate_certs=dict(type="bool", default=True),
-        ca_path=dict(type="path"),
-        connect_timeout=dict(type="float", default=5.0),
-        read_timeout=dict(type="float", default=300.0),
+        **httputil.client_args(read_timeout=300.0),  # bulk transfers: a longer read timeout
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     module.exit_json(**run(module))
