@@ -22,6 +22,8 @@ attributes:
     description: Read-only; runs in check mode too.
   diff_mode:
     support: none
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.client
 options:
   url:
     description: URL to fetch.
@@ -44,27 +46,6 @@ options:
     description: Follow redirects (at most 10).
     type: bool
     default: true
-  username:
-    description: Basic-auth user.
-    type: str
-  password:
-    description: Basic-auth password.
-    type: str
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  ca_path:
-    description: CA bundle for a private CA.
-    type: path
-  connect_timeout:
-    description: Seconds to connect.
-    type: float
-    default: 5
-  read_timeout:
-    description: Seconds to wait for an answer.
-    type: float
-    default: 30
 """
 
 EXAMPLES = r"""

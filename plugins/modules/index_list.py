@@ -25,6 +25,8 @@ attributes:
     description: The module only reads, so it runs unchanged in check mode; C(changed) is always false.
   diff_mode:
     support: none
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.client
 options:
   url:
     description:
@@ -56,28 +58,6 @@ options:
     type: list
     elements: dict
     default: []
-  username:
-    description: User for HTTP basic authentication (pypiserver C(-a list,download)).
-    type: str
-  password:
-    description: Password for HTTP basic authentication.
-    type: str
-  validate_certs:
-    description:
-      - Verify the server's TLS certificate. Prefer O(ca_path) for a private CA; V(false) emits a warning.
-    type: bool
-    default: true
-  ca_path:
-    description: CA bundle (PEM) used to verify the server's certificate.
-    type: path
-  connect_timeout:
-    description: Seconds to wait for the TCP/TLS connection.
-    type: float
-    default: 5.0
-  read_timeout:
-    description: Seconds to wait for each read from the server.
-    type: float
-    default: 30.0
 notes:
   - Requests are sent with C(Accept) V(application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2,
     text/html;q=0.01).

@@ -29,6 +29,8 @@ attributes:
     description: Nothing is sent in check mode.
   diff_mode:
     support: none
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.client
 options:
   repository_url:
     description: Upload endpoint.
@@ -73,23 +75,6 @@ options:
     description: Keep the generated wheels.
     type: bool
     default: false
-  username:
-    description: Upload and download user.
-    type: str
-  password:
-    description: Its password.
-    type: str
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  ca_path:
-    description: CA bundle for a private CA.
-    type: path
-  connect_timeout:
-    description: Seconds to connect, per request.
-    type: float
-    default: 5
   read_timeout:
     description: Seconds to wait for an answer, per request.
     type: float

@@ -26,6 +26,8 @@ attributes:
     description: Validates the files and reports what would be uploaded; nothing is sent.
   diff_mode:
     support: none
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.client
 options:
   repository_url:
     description: Upload endpoint, for pypiserver the server root (V(http://host:8080/)).
@@ -60,12 +62,6 @@ options:
   python:
     description: Interpreter with twine installed. Defaults to the one running the module.
     type: path
-  username:
-    description: Upload user.
-    type: str
-  password:
-    description: Upload password or token.
-    type: str
   validate_certs:
     description: Verify TLS certificates. Twine cannot skip verification, so V(false) requires O(client=http).
     type: bool
@@ -73,10 +69,6 @@ options:
   ca_path:
     description: CA bundle for a private CA (twine C(--cert)).
     type: path
-  connect_timeout:
-    description: Seconds to connect (reachability check and http client).
-    type: float
-    default: 5
   read_timeout:
     description: Seconds to wait for an answer (http client).
     type: float
