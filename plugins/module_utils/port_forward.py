@@ -1,0 +1,289 @@
+# -*- coding: utf-8 -*-
+# Copyright: pypi_ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A ``kubectl port-forward`` owned by the collection: start, wait, re-open, stop.
+
+The forwarder runs detached (own session, output in ``port-forward.log``) and its
+PID, start token, local port and arguments are kept in ``port-forward.json``
+(mode 0600) in a state directory, so a later task can check it, re-open it or stop it.
+
+A port-forward is bound to the one pod kubectl picked when it started: after that
+pod restarts the forward is dead even if the process lingers, so it has to be
+re-opened (:func:`reopen`), which keeps the same local port when it is still free.
+
+``argv_override`` exists only so tests can run a stand-in forwarder (a real local
+process) instead of kubectl; ``{local}`` and ``{remote}`` in it are replaced by the
+ports. Never use it in a playbook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+import typing as t
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.local_server import (
+    ServerError,
+    free_port,
+    pid_alive,
+    port_in_use,
+    spawn_detached,
+    tail_since,
+    terminate,
+)
+
+STATE_FILE = "port-forward.json"
+LOG_FILE = "port-forward.log"
+HOST = "127.0.0.1"
+TARGET_RE = re.compile(r"^(svc|service|pod|po|deployment|deploy|statefulset|sts)/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Arguments that define a forward; a running forward with the same ones is left alone.
+ARG_KEYS = ("namespace", "target", "remote_port", "kubeconfig", "context", "kubectl", "argv_override")
+
+__all__ = ["ServerError", "start", "stop", "reopen", "status", "read_state", "same_args", "make_args"]
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def make_args(
+    namespace: str,
+    target: str,
+    remote_port: int,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    kubectl: str = "kubectl",
+    argv_override: list[str] | None = None,
+) -> dict[str, t.Any]:
+    """Validated forward arguments (what the state file records)."""
+    if not namespace or not NAMESPACE_RE.match(namespace):
+        raise ServerError(f"Namespace {namespace!r} is not a valid Kubernetes namespace name.")
+    if not target or not TARGET_RE.match(target):
+        raise ServerError(f"Target {target!r} is not valid; use svc/NAME, pod/NAME or deployment/NAME.")
+    if not 1 <= int(remote_port) <= 65535:
+        raise ServerError(f"remote_port {remote_port} is out of range; use 1-65535.")
+    return {
+        "namespace": namespace,
+        "target": target,
+        "remote_port": int(remote_port),
+        "kubeconfig": kubeconfig or None,
+        "context": context or None,
+        "kubectl": kubectl or "kubectl",
+        "argv_override": list(argv_override) if argv_override else None,
+    }
+
+
+def build_argv(args: dict[str, t.Any], local_port: int) -> list[str]:
+    if args.get("argv_override"):
+        ports = {"{local}": str(local_port), "{remote}": str(args["remote_port"])}
+        out = []
+        for item in args["argv_override"]:
+            for key, value in ports.items():
+                item = item.replace(key, value)
+            out.append(item)
+        return out
+    argv = [args["kubectl"], "port-forward", "--address", HOST, "-n", args["namespace"]]
+    if args.get("kubeconfig"):
+        argv += ["--kubeconfig", args["kubeconfig"]]
+    if args.get("context"):
+        argv += ["--context", args["context"]]
+    argv += [args["target"], f"{local_port}:{args['remote_port']}"]
+    return argv
+
+
+def same_args(state: dict[str, t.Any] | None, args: dict[str, t.Any], local_port: int = 0) -> bool:
+    """True when ``state`` records a forward with these arguments (and this local port, unless 0)."""
+    if not state:
+        return False
+    if any(state.get("args", {}).get(k) != args.get(k) for k in ARG_KEYS):
+        return False
+    return not local_port or state.get("local_port") == local_port
+
+
+# ---------------------------------------------------------------- state
+
+
+def _state_path(state_dir: str) -> str:
+    return os.path.join(state_dir, STATE_FILE)
+
+
+def read_state(state_dir: str) -> dict[str, t.Any] | None:
+    path = _state_path(state_dir)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ServerError(f"State file {path} is unreadable ({exc}); remove it and start the forward again.") from exc
+    return data if isinstance(data, dict) else None
+
+
+def _write_state(state_dir: str, data: dict[str, t.Any]) -> None:
+    path = _state_path(state_dir)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def _remove_state(state_dir: str) -> None:
+    try:
+        os.unlink(_state_path(state_dir))
+    except FileNotFoundError:
+        pass
+
+
+def describe(state: dict[str, t.Any] | None) -> dict[str, t.Any]:
+    """Public view of a state record (what the module returns)."""
+    if not state:
+        return {"running": False}
+    port = state.get("local_port")
+    args = state.get("args", {})
+    return {
+        "running": pid_alive(state.get("pid"), state.get("pid_start")),
+        "pid": state.get("pid"),
+        "local_port": port,
+        "url": f"http://{HOST}:{port}/",
+        "namespace": args.get("namespace"),
+        "target": args.get("target"),
+        "remote_port": args.get("remote_port"),
+        "log_file": state.get("log_file"),
+        "started_at": state.get("started_at"),
+    }
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+def _accepts(port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _what(args: dict[str, t.Any]) -> str:
+    return f"kubectl port-forward to {args['target']} in ns {args['namespace']}"
+
+
+def _launch(args: dict[str, t.Any], port: int, state_dir: str, timeout: float) -> dict[str, t.Any]:
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    log_path = os.path.join(state_dir, LOG_FILE)
+    argv = build_argv(args, port)
+    proc, token, offset = spawn_detached(argv, log_path, state_dir)
+    state = {
+        "args": args,
+        "argv": argv,
+        "local_port": port,
+        "pid": proc.pid,
+        "pid_start": token,
+        "log_file": log_path,
+        "started_at": time.time(),
+    }
+    _write_state(state_dir, state)
+    start = time.monotonic()
+    deadline = start + timeout
+    delay = 0.05
+    problem = None
+    while True:
+        if proc.poll() is not None:
+            problem = f"exited with code {proc.returncode}"
+            break
+        if _accepts(port, min(1.0, max(0.05, deadline - time.monotonic()))):
+            # The process may have died while we connected to someone else's listener.
+            if proc.poll() is None:
+                break
+            continue
+        if time.monotonic() >= deadline:
+            problem = f"did not accept connections on {HOST}:{port} within {timeout:g}s"
+            break
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.5)
+    if problem:
+        if proc.poll() is None:
+            terminate(proc.pid, token, timeout=5.0)
+        proc.poll()
+        _remove_state(state_dir)
+        tail = tail_since(log_path, offset)
+        last = tail[-1].strip() if tail else "no output"
+        raise ServerError(
+            f"{_what(args)} {problem} (last log line: {last}); "
+            "check the service name, namespace, that the cluster is reachable and RBAC (pods/portforward).",
+            tail,
+        )
+    out = describe(state)
+    out["startup_seconds"] = round(time.monotonic() - start, 3)
+    proc.returncode = 0  # the process keeps running; avoid a ResourceWarning when the Popen goes away
+    return out
+
+
+def start(
+    state_dir: str,
+    namespace: str,
+    target: str,
+    remote_port: int,
+    local_port: int = 0,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    kubectl: str = "kubectl",
+    timeout: float = 30,
+    argv_override: list[str] | None = None,
+) -> dict[str, t.Any]:
+    """Start a forward (replacing any recorded one) and wait until its local port accepts.
+
+    ``local_port=0`` picks a free port, preferring the one the previous forward in
+    ``state_dir`` used. ``argv_override`` is for tests only (see module docstring).
+    """
+    args = make_args(namespace, target, remote_port, kubeconfig, context, kubectl, argv_override)
+    if not 0 <= int(local_port) <= 65535:
+        raise ServerError(f"local_port {local_port} is out of range; use 1-65535, or 0 for a free port.")
+    previous = read_state(state_dir)
+    stop(state_dir)
+    port = int(local_port)
+    if not port and previous and previous.get("local_port") and not port_in_use(previous["local_port"], HOST):
+        port = previous["local_port"]
+    if port and port_in_use(port, HOST):
+        raise ServerError(
+            f"Local port {port} on {HOST} is already in use by another process; choose another local_port, or 0."
+        )
+    return _launch(args, port or free_port(HOST), state_dir, timeout)
+
+
+def stop(state_dir: str, timeout: float = 5.0) -> tuple[bool, dict[str, t.Any]]:
+    """Terminate the recorded forward by PID and forget it. Returns (stopped a process, last view)."""
+    state = read_state(state_dir)
+    if not state:
+        return False, {"running": False}
+    stopped = terminate(state.get("pid"), state.get("pid_start"), timeout)
+    _remove_state(state_dir)
+    out = describe(state)
+    out["running"] = False
+    return stopped, out
+
+
+def reopen(state_dir: str, timeout: float = 30) -> dict[str, t.Any]:
+    """Stop and start the recorded forward again on the same local port (a new one if it was taken)."""
+    state = read_state(state_dir)
+    if not state or not state.get("args"):
+        raise ServerError(f"No port-forward is recorded in {state_dir}; start one first.")
+    previous_port = state["local_port"]
+    previous_pid = state.get("pid")
+    stop(state_dir)
+    port = previous_port if not port_in_use(previous_port, HOST) else free_port(HOST)
+    out = _launch(state["args"], port, state_dir, timeout)
+    out.update(previous_port=previous_port, previous_pid=previous_pid, port_changed=port != previous_port)
+    return out
+
+
+def status(state_dir: str) -> dict[str, t.Any]:
+    """The recorded forward, whether its process lives and whether its local port accepts now."""
+    out = describe(read_state(state_dir))
+    out["accepting"] = bool(out["running"]) and _accepts(out["local_port"], 1.0)
+    return out
