@@ -253,6 +253,18 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
                     "re-upload the file or check the server's package directory.",
                     **result,
                 )
+            # whatever hash the index advertises (md5, none...), the bytes served must be the uploaded ones
+            wanted = {e.get("filename"): e.get("sha256") for e in p["expect"] if e.get("sha256")}
+            altered = [
+                d["filename"] for d in downloads if d["filename"] in wanted and d["sha256"] != wanted[d["filename"]]
+            ]
+            if altered:
+                result["differing"] = sorted(set(result.get("differing", [])) | set(altered))
+                module.fail_json(
+                    msg=f"{what} serves {', '.join(altered)} with a sha256 other than the uploaded file's; the stored "
+                    "file was altered or replaced after upload (check the package directory and its storage).",
+                    **result,
+                )
     finally:
         session.close()
     return result

@@ -507,3 +507,28 @@ def test_normalize_and_project_url():
     assert si.normalize("Foo.Bar__Baz") == "foo-bar-baz"
     assert si.project_url("http://h:1/simple", "Foo.Bar") == "http://h:1/simple/Foo.Bar/"
     assert si.split_hash("http://h/p/a.whl#SHA256=Ab") == ("http://h/p/a.whl", "sha256", "ab")
+
+
+def test_expected_sha256_is_checked_against_the_bytes_even_with_md5_links(pypiserver_factory, run_module, tmp_path):
+    """A server hashing links with md5 (pypiserver's default) must not let altered bytes pass as the upload."""
+    server = pypiserver_factory(hash_algo="md5")
+    data = b"original wheel bytes"
+    name = "md5probe-1.0.0-py3-none-any.whl"
+    with open(f"{server.package_dir}/{name}", "wb") as handle:
+        handle.write(b"altered after upload")
+    expect = [{"filename": name, "sha256": hashlib.sha256(data).hexdigest()}]
+    res = run_module(
+        index_list, {"url": server.simple_url, "project": "md5probe", "verify_hashes": True, "expect": expect}
+    )
+    assert res.failed
+    assert "sha256 other than the uploaded" in res["msg"] and name in res["msg"]
+    ok = run_module(
+        index_list,
+        {
+            "url": server.simple_url,
+            "project": "md5probe",
+            "verify_hashes": True,
+            "expect": [{"filename": name, "sha256": hashlib.sha256(b"altered after upload").hexdigest()}],
+        },
+    )
+    assert not ok.failed, ok
