@@ -12,7 +12,6 @@ in any argv.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -51,22 +50,11 @@ def fuse_problem() -> str | None:
 
 
 def read_state(state_dir: str) -> dict[str, t.Any] | None:
-    path = os.path.join(state_dir, STATE_FILE)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return None
+    return ls.read_state(state_dir, STATE_FILE)
 
 
 def _write(state_dir: str, data: dict[str, t.Any]) -> None:
-    path = os.path.join(state_dir, STATE_FILE)
-    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(path + ".tmp", path)
+    ls.write_state(state_dir, data, STATE_FILE)
 
 
 def describe(state: dict[str, t.Any] | None) -> dict[str, t.Any]:

@@ -161,24 +161,27 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 # ---------------------------------------------------------------- state
 
 
-def read_state(state_dir: str) -> dict[str, t.Any] | None:
-    path = os.path.join(state_dir, STATE_FILE)
+def read_state(state_dir: str, name: str = STATE_FILE) -> dict[str, t.Any] | None:
+    """A JSON state record of a detached process (server, port-forward, S3 server); None if there is none."""
+    path = os.path.join(state_dir, name)
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise ServerError(f"State file {path} is unreadable ({exc}); remove it and start the server again.") from exc
+        raise ServerError(f"State file {path} is unreadable ({exc}); remove it and start again.") from exc
     return data if isinstance(data, dict) else None
 
 
-def write_state(state_dir: str, data: dict[str, t.Any]) -> None:
-    path = os.path.join(state_dir, STATE_FILE)
+def write_state(state_dir: str, data: dict[str, t.Any], name: str = STATE_FILE) -> None:
+    """Write a state record atomically, mode 0600 (it may name credential files)."""
+    path = os.path.join(state_dir, name)
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
+    os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
 

@@ -18,13 +18,13 @@ ports. Never use it in a playbook.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
 import time
 import typing as t
 
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.local_server import (
     ServerError,
     free_port,
@@ -111,25 +111,11 @@ def _state_path(state_dir: str) -> str:
 
 
 def read_state(state_dir: str) -> dict[str, t.Any] | None:
-    path = _state_path(state_dir)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise ServerError(f"State file {path} is unreadable ({exc}); remove it and start the forward again.") from exc
-    return data if isinstance(data, dict) else None
+    return ls.read_state(state_dir, STATE_FILE)
 
 
 def _write_state(state_dir: str, data: dict[str, t.Any]) -> None:
-    path = _state_path(state_dir)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    ls.write_state(state_dir, data, STATE_FILE)
 
 
 def _remove_state(state_dir: str) -> None:

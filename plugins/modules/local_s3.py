@@ -119,7 +119,10 @@ def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     state_dir = os.path.abspath(p["state_dir"])
-    current = local_s3.describe(local_s3.read_state(state_dir))
+    try:
+        current = local_s3.describe(local_s3.read_state(state_dir))
+    except ls.ServerError as exc:
+        module.fail_json(msg=exc.msg)
     if p["state"] == "status":
         module.exit_json(changed=False, s3=current)
     if module.check_mode:

@@ -28,15 +28,9 @@ attributes:
     description: Reports which pods would be restarted; nothing is deleted or patched.
   diff_mode:
     support: none
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.k8s
 options:
-  kubeconfig:
-    description:
-      - Path to the kubeconfig file. Defaults to E(KUBECONFIG) or C(~/.kube/config);
-        inside a pod without either, the in-cluster service account is used.
-    type: path
-  context:
-    description: Context in the kubeconfig. Defaults to its current context.
-    type: str
   namespace:
     description: Namespace of the pods. It must exist.
     type: str

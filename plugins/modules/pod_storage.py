@@ -27,15 +27,9 @@ attributes:
     description: The module only reads; it runs the same in check mode.
   diff_mode:
     support: none
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.k8s
 options:
-  kubeconfig:
-    description:
-      - Path to the kubeconfig file. Defaults to E(KUBECONFIG) or C(~/.kube/config);
-        inside a pod without either, the in-cluster service account is used.
-    type: path
-  context:
-    description: Context in the kubeconfig. Defaults to its current context.
-    type: str
   namespace:
     description: Namespace of the pod. It must exist.
     type: str
