@@ -52,7 +52,6 @@ class Spec(t.NamedTuple):
     hash_algo: str = "sha256"
     backend: str = "auto"
     python: str = sys.executable
-    extra_args: tuple[str, ...] = ()
     # Empty the package directory at every (re)start, like a pod whose volume is an emptyDir.
     # Models a deployment that loses data on restart; the persistence test must catch it.
     ephemeral: bool = False
@@ -70,7 +69,6 @@ class Spec(t.NamedTuple):
         else:
             args.append("--disable-fallback")
         args += ["--health-endpoint", self.health_endpoint, "--hash-algo", self.hash_algo, "--backend", self.backend]
-        args += list(self.extra_args)
         args.append(self.package_dir)
         return args
 

@@ -69,3 +69,15 @@ def mismatch_message(where: str, missing: list[str], mismatched: list[dict[str, 
             )
         )
     return f"Storage {where}: " + "; ".join(parts) + ". The server lost or altered uploaded files; check its volume."
+
+
+def verdict(
+    files: dict[str, dict[str, t.Any]], expect: list[dict[str, t.Any]], where: str
+) -> tuple[dict[str, t.Any], str | None]:
+    """The storage interface's result (files, count, missing, mismatched) and the failure sentence, if any.
+
+    Every storage backend (directory, pod volume, bucket) returns this same shape.
+    """
+    missing, mismatched = compare(files, expect)
+    result = {"files": files, "count": len(files), "missing": missing, "mismatched": mismatched}
+    return result, (mismatch_message(where, missing, mismatched) if missing or mismatched else None)

@@ -149,17 +149,10 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     kw.check_namespace(core, ns)
     name = choose_pod(core, ns, p["pod"], p["label_selector"])
     files = pod_exec.pod_inventory(core, ns, name, p["path"], p["container"], p["timeout"])
-    missing, mismatched = storage.compare(files, p["expect"])
-    result = {
-        "changed": False,
-        "pod": name,
-        "files": files,
-        "count": len(files),
-        "missing": missing,
-        "mismatched": mismatched,
-    }
-    if p["fail_on_mismatch"] and (missing or mismatched):
-        module.fail_json(msg=storage.mismatch_message(f"{p['path']} in pod {name}", missing, mismatched), **result)
+    found, problem = storage.verdict(files, p["expect"], f"{p['path']} in pod {name}")
+    result = {"changed": False, "pod": name, **found}
+    if p["fail_on_mismatch"] and problem:
+        module.fail_json(msg=problem, **result)
     return result
 
 

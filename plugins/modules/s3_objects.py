@@ -194,10 +194,10 @@ def run(module: AnsibleModule, opts: s3.S3Options) -> dict[str, t.Any]:
     except Exception as exc:  # noqa: BLE001 - every error becomes one sentence, never a traceback
         err = s3.describe_error(exc, opts)
         module.fail_json(msg=err.msg, error_kind=err.kind, **result)
-    missing, mismatched = storage.compare(files, p["expect"])
-    result.update(files=files, count=len(files), missing=missing, mismatched=mismatched)
-    if p["fail_on_mismatch"] and (missing or mismatched):
-        module.fail_json(msg=storage.mismatch_message(opts.where, missing, mismatched), **result)
+    found, problem = storage.verdict(files, p["expect"], opts.where)
+    result.update(found)
+    if p["fail_on_mismatch"] and problem:
+        module.fail_json(msg=problem, **result)
     return result
 
 

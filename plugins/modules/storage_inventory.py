@@ -109,17 +109,10 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
             module.fail_json(
                 msg=f"Package directory {path} is not writable ({why}); uploads would fail. Fix its permissions."
             )
-    missing, mismatched = storage.compare(files, p["expect"])
-    result = {
-        "changed": False,
-        "files": files,
-        "count": len(files),
-        "missing": missing,
-        "mismatched": mismatched,
-        "writable": writable,
-    }
-    if p["fail_on_mismatch"] and (missing or mismatched):
-        module.fail_json(msg=storage.mismatch_message(path, missing, mismatched), **result)
+    found, problem = storage.verdict(files, p["expect"], path)
+    result = {"changed": False, **found, "writable": writable}
+    if p["fail_on_mismatch"] and problem:
+        module.fail_json(msg=problem, **result)
     return result
 
 
