@@ -19,6 +19,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import remove
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
 
 DEPTHS = ("names", "files", "bytes")
@@ -31,11 +32,8 @@ class SnapshotError(Exception):
 
 
 def under_prefix(name: str, prefix: str) -> bool:
-    """Whether project ``name`` is ``prefix`` itself or ``prefix-<anything>`` (both PEP 503 normalized)."""
-    if not prefix:
-        return False
-    norm, pre = si.normalize(name), si.normalize(prefix)
-    return norm == pre or norm.startswith(pre + "-")
+    """Whether project ``name`` is ``prefix`` itself or ``prefix-<anything>`` (the rule package_remove uses)."""
+    return remove.prefix_matches(name, prefix)
 
 
 def _select_files(files: list[dict[str, t.Any]], version: str | None, latest: bool) -> list[dict[str, t.Any]]:
