@@ -8,11 +8,23 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: test_report
-short_description: Write the functional tests' results as JUnit XML and a Markdown summary
+short_description: Write the functional tests' results as JUnit XML, Markdown, JSON and a self-contained HTML page
 version_added: "0.1.0"
 description:
   - Takes the results the C(functional_tests) role recorded (id, priority, status, duration, reason, figures).
-  - Writes C(junit.xml) (one testcase per test, named by its id) and C(summary.md) (a table) into O(dest).
+  - Writes into O(dest) C(junit.xml) (one testcase per test, named by its id), C(summary.md) (a table),
+    C(results.json) and C(report.html).
+  - C(results.json) is the machine-readable record, keys always in this order - C(format_version) (1), C(suite),
+    C(generated_at) (UTC, C(YYYY-MM-DDTHH:MM:SSZ)), C(properties), C(counts) (passed, failed, skipped, total),
+    C(duration) (total seconds) and C(tests), each with C(id), C(priority), C(status), C(duration), C(reason) and
+    C(figures) as recorded.
+  - C(report.html) is one self-contained file (inline CSS and SVG, no script, no external reference) - the
+    status-coloured test table, the duration of each test as a bar chart, the latency histogram of the C(load)
+    test (upload and download, from its C(up_hist) and C(down_hist) figures) and the C(large_package) upload and
+    download MiB/s. A chart whose test did not run or did not pass is replaced by one line saying so. All text
+    taken from the results is HTML-escaped.
+  - Figures that are lists or dicts (the histograms) appear only in C(results.json) and C(report.html); scalar
+    figures appear in every file.
   - Returns the same table as plain rows for the play output. It never fails on test failures itself;
     the C(report) role decides that.
 author:
@@ -39,7 +51,7 @@ options:
     type: str
     default: pypi_ops.pypiserver
   properties:
-    description: Run properties (target, URL, run id) shown in both files. Never put secrets here.
+    description: Run properties (target, URL, run id) shown in every report file. Never put secrets here.
     type: dict
     default: {}
 """
@@ -62,6 +74,16 @@ summary:
   description: Path of the Markdown summary.
   returned: always
   type: str
+json:
+  description: Path of C(results.json), the machine-readable results.
+  returned: always
+  type: str
+  sample: reports/results.json
+html:
+  description: Path of C(report.html), the self-contained HTML report.
+  returned: always
+  type: str
+  sample: reports/report.html
 table:
   description: The results as fixed-width rows.
   returned: always
@@ -102,6 +124,8 @@ def main() -> None:
         changed=True,
         junit=paths["junit"],
         summary=paths["summary"],
+        json=paths["json"],
+        html=paths["html"],
         table=report.text_table(results),
         counts=report.counts(results),
         failed_tests=[r["id"] for r in results if r["status"] == "failed"],
