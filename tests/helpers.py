@@ -49,7 +49,16 @@ def run_playbook(
     child_env.update(env or {})
     cmd = [str(VENV_BIN / "ansible-playbook"), str(playbook), "-e", json.dumps(variables), *args]
     proc = subprocess.run(cmd, cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=timeout, check=False)
-    return PlayRun(proc.returncode, proc.stdout + proc.stderr, parse_junit(report_dir / "junit.xml"), report_dir)
+    found = newest_report(report_dir)
+    return PlayRun(proc.returncode, proc.stdout + proc.stderr, parse_junit(found / "junit.xml"), found)
+
+
+def newest_report(report_dir: Path) -> Path:
+    """``report_dir`` itself, or for runbooks (pypi_report_unique) its newest ``<name>/<time>-<target>-<id>/``."""
+    if (report_dir / "junit.xml").exists():
+        return report_dir
+    runs = sorted(report_dir.glob("*/*/junit.xml"), key=lambda p: p.stat().st_mtime)
+    return runs[-1].parent if runs else report_dir
 
 
 def parse_junit(path: Path) -> dict[str, dict[str, str]]:
