@@ -26,6 +26,8 @@ import typing as t
 import urllib.error
 import urllib.request
 
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import credentials as cred
+
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
 VALID_ACTIONS = ("update", "download", "list")
@@ -416,37 +418,99 @@ def status(state_dir: str, timeout: float = 5.0) -> dict[str, t.Any]:
     return out
 
 
-# ---------------------------------------------------------------- htpasswd
+# ---------------------------------------------------------------- htpasswd and credentials
 
 
 def write_htpasswd(path: str, users: dict[str, str]) -> bool:
-    """Write an htpasswd file (bcrypt-free, apr-md5 via passlib's default) with mode 0600.
+    """Write an htpasswd file holding exactly ``users`` (apr-md5 via passlib's default), mode 0600.
 
     Returns True when the file changed. Existing users with a matching password are kept as is.
+    The file is replaced atomically and its mtime always moves, so a running pypiserver
+    (which re-reads the file when its mtime changes) never sees half a file or misses a change.
     """
     try:
-        from passlib.apache import HtpasswdFile
-    except ImportError as exc:  # pragma: no cover
-        raise ServerError("passlib is missing on the controller; install pypiserver[passlib].") from exc
-    exists = os.path.exists(path)
-    ht = HtpasswdFile(path, new=not exists) if exists else HtpasswdFile(new=True)
-    changed = not exists
-    if set(ht.users()) - set(users):
-        for extra in set(ht.users()) - set(users):
-            ht.delete(extra)
-        changed = True
-    for user, password in users.items():
-        if not ht.check_password(user, password):
-            ht.set_password(user, password)
-            changed = True
-    if changed:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        data = ht.to_string()
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    else:
-        os.chmod(path, 0o600)
+        existing = cred.read_bytes(path)
+        data, changed = cred.render_htpasswd(users, existing)
+        if changed:
+            cred.atomic_write(path, data)
+        else:
+            os.chmod(path, 0o600)
+    except cred.CredentialsError as exc:
+        raise ServerError(exc.msg) from None
     return changed
+
+
+def htpasswd_of(state: dict[str, t.Any] | None) -> str | None:
+    """The htpasswd file a recorded server reads (its ``-P`` argument); None when it has no authentication."""
+    argv = (state or {}).get("argv") or []
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "-P" and argv[i + 1] != ".":
+            return argv[i + 1]
+    return None
+
+
+def rotate_credentials(
+    state_dir: str,
+    username: str,
+    password: str,
+    credentials_file: str | None = None,
+    check_mode: bool = False,
+) -> dict[str, t.Any]:
+    """Give the running server new credentials without restarting it.
+
+    The new htpasswd replaces the file the server reads (the ``-P`` path in its recorded argv)
+    atomically, with a new mtime, so pypiserver re-reads it at the next authenticated request.
+    The password also goes to ``credentials_file`` (Ansible password-lookup format, mode 0600),
+    so later runs that read it use the new one. Neither the password nor its hash is returned.
+    """
+    state = read_state(state_dir)
+    server = describe(state)
+    if not server.get("running"):
+        raise ServerError(
+            f"No pypiserver is running from state directory {state_dir}, so there is nothing to rotate; "
+            "start it first (verify.yml with -e pypi_cleanup=false, or the deploy role) with the same state directory."
+        )
+    htpasswd = htpasswd_of(state)
+    if not htpasswd:
+        raise ServerError(
+            f"The pypiserver at {server['url']} runs without authentication, so it has no credentials to rotate; "
+            "deploy it with pypi_auth_actions set (for example [update])."
+        )
+    try:
+        cred.check_password(password)
+        existing = cred.read_bytes(htpasswd)
+        content, ht_changed = cred.render_htpasswd({username: password}, existing)
+        stored = cred.read_credentials_file(credentials_file) if credentials_file else None
+        cf_changed = bool(credentials_file) and stored != password
+        if not check_mode:
+            # The stored copy first: if it cannot be written nothing has changed yet; if the htpasswd
+            # then cannot be written, the stored copy is put back, so the two never disagree.
+            if cf_changed:
+                cred.atomic_write(t.cast(str, credentials_file), cred.credentials_file_content(password))
+            if ht_changed:
+                try:
+                    cred.atomic_write(htpasswd, content)
+                except cred.CredentialsError:
+                    if cf_changed:
+                        _restore_credentials(t.cast(str, credentials_file), stored)
+                    raise
+    except cred.CredentialsError as exc:
+        raise ServerError(exc.msg) from None
+    return {
+        "changed": ht_changed or cf_changed,
+        "htpasswd": htpasswd,
+        "htpasswd_changed": ht_changed,
+        "credentials_file": credentials_file,
+        "credentials_file_changed": cf_changed,
+        "server": server,
+    }
+
+
+def _restore_credentials(path: str, stored: str | None) -> None:
+    try:
+        if stored is None:
+            os.unlink(path)
+        else:
+            cred.atomic_write(path, cred.credentials_file_content(stored))
+    except (OSError, cred.CredentialsError):
+        pass

@@ -8,29 +8,39 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: local_server
-short_description: Start, stop, restart or inspect a pypiserver on 127.0.0.1
+short_description: Start, stop, restart, inspect a pypiserver on 127.0.0.1, or rotate its credentials
 version_added: "0.1.0"
 description:
   - Runs a real pypiserver process on the controller, detached from Ansible, for the embedded C(local) target.
   - The PID and the settings the server was started with are kept in O(state_dir), so later tasks find it.
   - Credentials are written to an htpasswd file with mode 0600; they never appear in the server's argv.
   - Every start waits for the health endpoint, with a deadline; on a timeout the module fails with the tail of the server log.
+  - O(state=credentials) gives a running server a new password without restarting it (pypiserver re-reads its htpasswd file
+    when the file's mtime changes, at the next authenticated request).
 author:
   - pypi_ops contributors
 attributes:
   check_mode:
     support: full
-    description: Reports what would change; nothing is started or stopped.
+    description: Reports what would change; nothing is started, stopped or written.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
+    description: Linux (PIDs are checked through C(/proc)); the server runs on the controller.
 options:
   state:
     description:
       - V(started) ensures a server with these settings runs; an identical running server is left alone (C(changed=false)).
       - V(restarted) always starts a new process on the same port and package directory.
       - V(stopped) stops it (SIGTERM, then SIGKILL) and forgets it. V(status) only reports.
+      - V(credentials) rotates the credentials of the server running from O(state_dir), without a restart. The htpasswd
+        file the server reads (its C(-P) argument, whatever O(htpasswd_path) says) is replaced atomically, with a new
+        mtime, to hold exactly O(username) with O(password); O(password) is also stored in O(credentials_file).
+        Fails when no server runs there or when it has no authentication. It proves nothing; run
+        M(pypi_ops.pypiserver.credentials_check) afterwards.
     type: str
-    choices: [started, stopped, restarted, status]
+    choices: [started, stopped, restarted, status, credentials]
     default: started
   state_dir:
     description: Directory holding C(server.json) (PID, settings) and C(server.log).
@@ -58,8 +68,17 @@ options:
     description: User written to the htpasswd file.
     type: str
   password:
-    description: Password written (hashed) to the htpasswd file.
+    description:
+      - Password written (hashed) to the htpasswd file. Never logged.
+      - With O(state=credentials), the new password (required), at least 12 characters, no control characters and no
+        leading or trailing whitespace.
     type: str
+  credentials_file:
+    description:
+      - O(state=credentials) only. Where the new password is stored, mode 0600, in the format of Ansible's
+        C(ansible.builtin.password) lookup, so that a later run reading it (the deploy role does) uses the new password.
+      - Defaults to O(state_dir)/credentials. Written before the htpasswd file and put back if that write fails.
+    type: path
   htpasswd_path:
     description: Where to write the htpasswd file. Defaults to O(state_dir)/htpasswd.
     type: path
@@ -97,8 +116,10 @@ options:
     default: 30
 notes:
   - The server process is detached (own session, stdio on C(server.log)); it outlives the play until stopped.
+  - With O(state=credentials) the server process is never restarted or signalled; RV(server.pid) stays the same.
 seealso:
   - module: pypi_ops.pypiserver.index_list
+  - module: pypi_ops.pypiserver.credentials_check
 """
 
 EXAMPLES = r"""
@@ -118,6 +139,14 @@ EXAMPLES = r"""
     package_dir: "{{ playbook_dir }}/.state/local/packages"
     username: ci
     password: "{{ vault_pypi_password }}"
+
+- name: Rotate its password without a restart (stored in .state/local/credentials)
+  pypi_ops.pypiserver.local_server:
+    state: credentials
+    state_dir: "{{ playbook_dir }}/.state/local"
+    username: ci
+    password: "{{ new_password }}"
+  no_log: true
 
 - name: Stop it
   pypi_ops.pypiserver.local_server:
@@ -140,6 +169,24 @@ server:
     log_file: {description: Server log., type: str, returned: when known}
     healthy: {description: Health endpoint answered 200 (state=status only)., type: bool, returned: state=status}
     startup_seconds: {description: Time from spawn to healthy., type: float, returned: when started}
+htpasswd:
+  description: The htpasswd file the running server reads (state=credentials).
+  returned: state=credentials
+  type: str
+  sample: /srv/.state/local/htpasswd
+htpasswd_changed:
+  description: Whether the htpasswd file was (or, in check mode, would be) replaced.
+  returned: state=credentials
+  type: bool
+credentials_file:
+  description: Where the new password is stored (state=credentials).
+  returned: state=credentials
+  type: str
+  sample: /srv/.state/local/credentials
+credentials_file_changed:
+  description: Whether the stored password was (or would be) replaced.
+  returned: state=credentials
+  type: bool
 previous_pid:
   description: PID before a restart or stop, if a server was running.
   returned: always
@@ -188,6 +235,18 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     if p["state"] == "status":
         result["server"] = ls.status(state_dir, p["timeout"])
         return result
+    if p["state"] == "credentials":
+        if not p["username"] or not p["password"]:
+            module.fail_json(msg="state=credentials needs username and the new password; give both.")
+        out = ls.rotate_credentials(
+            state_dir,
+            p["username"],
+            p["password"],
+            os.path.abspath(p["credentials_file"] or os.path.join(state_dir, "credentials")),
+            check_mode=module.check_mode,
+        )
+        result.update(out)
+        return result
     if p["state"] == "stopped":
         result["changed"] = bool(prev.get("running"))
         if module.check_mode:
@@ -228,7 +287,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 def main() -> None:
     argument_spec = dict(
-        state=dict(type="str", default="started", choices=["started", "stopped", "restarted", "status"]),
+        state=dict(type="str", default="started", choices=["started", "stopped", "restarted", "status", "credentials"]),
         state_dir=dict(type="path", required=True),
         package_dir=dict(type="path"),
         port=dict(type="int", default=0),
@@ -237,6 +296,7 @@ def main() -> None:
         username=dict(type="str"),
         password=dict(type="str", no_log=True),
         htpasswd_path=dict(type="path"),
+        credentials_file=dict(type="path"),
         overwrite=dict(type="bool", default=False),
         fallback_url=dict(type="str", default=""),
         health_endpoint=dict(type="str", default="/health"),
