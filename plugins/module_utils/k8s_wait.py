@@ -17,6 +17,8 @@ import re
 import time
 import typing as t
 
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress as progressutil
+
 try:
     import urllib3
     from kubernetes import client as k8s_client
@@ -281,11 +283,13 @@ def wait_for_new_ready(
     timeout: float,
     sleep: float = 0.5,
     max_sleep: float | None = None,
+    progress: progressutil.Callback | None = None,
 ) -> list[t.Any]:
     """Poll until ``expected`` pods with a uid not in ``old_uids`` are Ready and not terminating.
 
     The sleep grows by half each round up to ``max_sleep`` (default 4x ``sleep``, at most 5 s) and
     never past the deadline. Raises :class:`WaitTimeout` with one diagnosis per pod.
+    ``progress(new_ready, total=expected, detail=...)`` is called after each poll.
     """
     deadline = time.monotonic() + timeout
     old = set(old_uids)
@@ -295,6 +299,9 @@ def wait_for_new_ready(
         remaining = deadline - time.monotonic()
         pods = list_pods(core, namespace, selector)
         new_ready = [p for p in pods if p.metadata.uid not in old and pod_ready(p)]
+        if progress is not None:
+            waiting = sum(1 for p in pods if p.metadata.uid in old)
+            progressutil.notify(progress, len(new_ready), expected, f"{len(pods)} pod(s) listed, {waiting} old")
         if len(new_ready) >= expected:
             return sorted(new_ready, key=lambda p: p.metadata.name)
         if remaining <= 0:

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress as progressutil
 
 try:
     from packaging.utils import (
@@ -472,11 +473,23 @@ def fetch_project(session: t.Any, simple_url: str, project: str, opts: httputil.
 # --------------------------------------------------------------------------- downloads
 
 
-def _stream(session: t.Any, url: str, opts: httputil.ClientOptions, extra: t.Any = None) -> tuple[str, int]:
+def _stream(
+    session: t.Any,
+    url: str,
+    opts: httputil.ClientOptions,
+    extra: t.Any = None,
+    progress: progressutil.Callback | None = None,
+) -> tuple[str, int]:
     def chunks(resp: t.Any) -> t.Iterator[bytes]:
+        length = resp.headers.get("Content-Length", "")
+        total = int(length) if length.isdigit() else None
+        received = 0
         for block in resp.iter_content(digest.CHUNK):
             if extra is not None and block:
                 extra.update(block)
+            if progress is not None:
+                received += len(block)
+                progressutil.notify(progress, received, total)
             yield block
 
     try:
@@ -488,9 +501,14 @@ def _stream(session: t.Any, url: str, opts: httputil.ClientOptions, extra: t.Any
         raise IndexReadError(httputil.describe_error(exc, url, opts), url=url) from None
 
 
-def download_and_hash(session: t.Any, url: str, opts: httputil.ClientOptions) -> tuple[str, int]:
-    """Stream ``url`` in 1 MiB chunks (never held whole in memory) and return (sha256 hex digest, size)."""
-    return _stream(session, url, opts)
+def download_and_hash(
+    session: t.Any, url: str, opts: httputil.ClientOptions, progress: progressutil.Callback | None = None
+) -> tuple[str, int]:
+    """Stream ``url`` in 1 MiB chunks (never held whole in memory) and return (sha256 hex digest, size).
+
+    ``progress(bytes_received, total=Content-Length or None)`` is called after each chunk.
+    """
+    return _stream(session, url, opts, progress=progress)
 
 
 def compare_download(file: dict[str, t.Any], digests: dict[str, str], size: int) -> dict[str, t.Any]:
@@ -515,14 +533,19 @@ def compare_download(file: dict[str, t.Any], digests: dict[str, str], size: int)
     }
 
 
-def verify_file(session: t.Any, file: dict[str, t.Any], opts: httputil.ClientOptions) -> dict[str, t.Any]:
+def verify_file(
+    session: t.Any,
+    file: dict[str, t.Any],
+    opts: httputil.ClientOptions,
+    progress: progressutil.Callback | None = None,
+) -> dict[str, t.Any]:
     """Download one file record's URL and compare it with its index hash (sha256, or any algo hashlib knows)."""
     algo = file.get("hash_algo")
     extra = None
     if algo and algo != "sha256" and algo in hashlib.algorithms_available:
         extra = hashlib.new(algo)
     start = time.monotonic()
-    sha, size = _stream(session, file["url"], opts, extra)
+    sha, size = _stream(session, file["url"], opts, extra, progress)
     seconds = time.monotonic() - start
     digests = {"sha256": sha}
     if extra is not None:
@@ -531,7 +554,28 @@ def verify_file(session: t.Any, file: dict[str, t.Any], opts: httputil.ClientOpt
 
 
 def verify_files(
-    session: t.Any, files: t.Iterable[dict[str, t.Any]], opts: httputil.ClientOptions
+    session: t.Any,
+    files: t.Iterable[dict[str, t.Any]],
+    opts: httputil.ClientOptions,
+    progress: progressutil.Callback | None = None,
 ) -> list[dict[str, t.Any]]:
-    """``verify_file`` for each record, in order."""
-    return [verify_file(session, f, opts) for f in files]
+    """``verify_file`` for each record, in order.
+
+    ``progress(bytes_received, total=size or None, detail="file <i>/<n> <filename>")`` follows each download.
+    """
+    records = list(files)
+    return [
+        verify_file(session, record, opts, _labelled(progress, f"file {i}/{len(records)} {record.get('filename')}"))
+        for i, record in enumerate(records, 1)
+    ]
+
+
+def _labelled(progress: progressutil.Callback | None, label: str) -> progressutil.Callback | None:
+    """``progress`` with ``detail`` always set to ``label``; None without a callback."""
+    if progress is None:
+        return None
+
+    def callback(done: int | None, total: int | None = None, detail: str = "") -> None:
+        progress(done, total=total, detail=label)
+
+    return callback

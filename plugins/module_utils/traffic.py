@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest, upload
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress as progressutil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
 
 
@@ -81,6 +82,26 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
+# Upper edges (ms) of the latency histogram buckets; a last bucket with ``le_ms: None`` takes the rest.
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def latency_histogram(seconds: list[float]) -> list[dict[str, t.Any]]:
+    """Non-cumulative histogram of latencies: one ``{"le_ms": edge, "count": n}`` per bucket.
+
+    A latency lands in the first bucket whose ``le_ms`` is >= its milliseconds (so each bucket counts
+    previous edge < ms <= le_ms); the last bucket, ``le_ms: None`` (JSON null, "+Inf"), counts those above
+    the highest edge. Every bucket is always present, so runs compare bucket by bucket.
+    """
+    counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+    for secs in seconds:
+        ms = secs * 1000.0
+        index = next((i for i, edge in enumerate(LATENCY_BUCKETS_MS) if ms <= edge), len(LATENCY_BUCKETS_MS))
+        counts[index] += 1
+    edges: list[int | None] = [*LATENCY_BUCKETS_MS, None]
+    return [{"le_ms": edge, "count": n} for edge, n in zip(edges, counts, strict=True)]
+
+
 def summarize(ops: list[Op], wall: float) -> dict[str, t.Any]:
     times = [o.seconds for o in ops if o.ok]
     moved = sum(o.size for o in ops if o.ok)
@@ -95,6 +116,7 @@ def summarize(ops: list[Op], wall: float) -> dict[str, t.Any]:
         "max_ms": round(max(times) * 1000, 1) if times else 0.0,
         "ops_per_s": round(len(times) / wall, 2) if wall > 0 else 0.0,
         "mib_per_s": round(moved / wall / 1048576, 2) if wall > 0 else 0.0,
+        "histogram": latency_histogram(times),
     }
 
 
@@ -121,19 +143,40 @@ class _Sessions:
             session.close()
 
 
-def _run(fn: t.Callable[[t.Any], Op], items: list[t.Any], parallel: int) -> tuple[list[Op], float]:
+def _run(
+    fn: t.Callable[[t.Any], Op], items: list[t.Any], parallel: int, on_progress: progressutil.Callback | None = None
+) -> tuple[list[Op], float]:
+    """Run ``fn`` over ``items``; after each op, ``on_progress(done, total=len(items), detail="<n> failed")``."""
+    lock = threading.Lock()
+    counts = {"done": 0, "failed": 0}
+
+    def step(item: t.Any) -> Op:
+        op = fn(item)
+        if on_progress is not None:
+            with lock:
+                counts["done"] += 1
+                counts["failed"] += 0 if op.ok else 1
+                done, failed = counts["done"], counts["failed"]
+            progressutil.notify(on_progress, done, len(items), f"{failed} failed" if failed else "")
+        return op
+
     start = time.monotonic()
     if parallel <= 1:
-        ops = [fn(item) for item in items]
+        ops = [step(item) for item in items]
     else:
         with ThreadPoolExecutor(max_workers=parallel) as pool:
-            ops = list(pool.map(fn, items))
+            ops = list(pool.map(step, items))
     return ops, time.monotonic() - start
 
 
 def upload_all(
-    files: list[dict[str, t.Any]], repository_url: str, opts: httputil.ClientOptions, parallel: int = 1
+    files: list[dict[str, t.Any]],
+    repository_url: str,
+    opts: httputil.ClientOptions,
+    parallel: int = 1,
+    progress: progressutil.Callback | None = None,
 ) -> tuple[list[Op], float]:
+    """Upload every file; ``progress(done, total, detail)`` is called after each one."""
     sessions = _Sessions(opts)
 
     def one(rec: dict[str, t.Any]) -> Op:
@@ -147,17 +190,22 @@ def upload_all(
         return Op("upload", rec["filename"], ok, got.status, secs, rec["size"], detail)
 
     try:
-        return _run(one, files, parallel)
+        return _run(one, files, parallel, progress)
     finally:
         sessions.close()
 
 
 def download_all(
-    files: list[dict[str, t.Any]], simple_url: str, opts: httputil.ClientOptions, parallel: int = 1
+    files: list[dict[str, t.Any]],
+    simple_url: str,
+    opts: httputil.ClientOptions,
+    parallel: int = 1,
+    progress: progressutil.Callback | None = None,
 ) -> tuple[list[Op], float]:
     """Resolve each file's URL from its project page (one listing per project), then GET and hash it.
 
     Returns (ops, wall seconds of the downloads); a file missing from the listing is a failed op.
+    ``progress(done, total, detail)`` is called after each download.
     """
     listing_session = httputil.make_session(opts)
     urls: dict[str, str] = {}
@@ -184,6 +232,6 @@ def download_all(
         return Op("download", rec["filename"], True, 200, secs, size, "")
 
     try:
-        return _run(one, files, parallel)
+        return _run(one, files, parallel, progress)
     finally:
         sessions.close()

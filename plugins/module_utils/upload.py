@@ -22,6 +22,7 @@ import time
 import typing as t
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress as progressutil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import runner
 
 OUTCOMES = (
@@ -185,9 +186,13 @@ def http_upload(
     sha256: str | None,
     opts: httputil.ClientOptions,
     auth: bool = True,
+    progress: progressutil.Callback | None = None,
 ) -> Outcome:
-    """POST one file to the legacy upload API, streaming the body from disk."""
-    from requests_toolbelt.multipart.encoder import MultipartEncoder
+    """POST one file to the legacy upload API, streaming the body from disk.
+
+    ``progress(bytes_sent, total=body_size)`` is called as the body is read (the caller rate-limits).
+    """
+    from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
     filename = os.path.basename(path)
     fields: list[tuple[str, t.Any]] = [
@@ -204,8 +209,13 @@ def http_upload(
     with open(path, "rb") as handle:
         fields.append(("content", (filename, handle, "application/octet-stream")))
         encoder = MultipartEncoder(fields=fields)
+        body: t.Any = encoder
+        if progress is not None:
+            body = MultipartEncoderMonitor(
+                encoder, lambda monitor: progressutil.notify(progress, monitor.bytes_read, monitor.len)
+            )
         kwargs: dict[str, t.Any] = {
-            "data": encoder,
+            "data": body,
             "headers": {"Content-Type": encoder.content_type},
             "timeout": opts.timeout,
             "allow_redirects": False,

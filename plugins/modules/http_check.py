@@ -46,6 +46,13 @@ options:
     description: Follow redirects (at most 10).
     type: bool
     default: true
+  progress_file:
+    description:
+      - File this module rewrites while it waits (O(wait)), with the attempt number and the last error, as one small
+        JSON object, atomically and at most once a second.
+      - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
+        there is no need to set it by hand.
+    type: path
 """
 
 EXAMPLES = r"""
@@ -90,6 +97,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress
 
 _HREF = re.compile(r"<a\s[^>]*href=[\"']([^\"']*)[\"']", re.I)
 
@@ -101,6 +109,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     session = httputil.make_session(opts, pool=1)
     deadline = time.monotonic() + p["wait"]
     delay, attempts, last_msg, status = 0.2, 0, "", None
+    prog = progress.Progress(p["progress_file"] if p["wait"] > 0 else None, "wait", unit="attempt")
     while True:
         attempts += 1
         start = time.monotonic()
@@ -116,6 +125,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
             if p["wait"]:
                 last_msg += f" (gave up after {attempts} attempt(s) over {p['wait']:g}s)"
             module.fail_json(msg=last_msg, status=status or -1, attempts=attempts)
+        prog.update(attempts, detail=f"up to {p['wait']:g} s; {last_msg}")
         time.sleep(delay)
         delay = min(delay * 2, 2.0)
 
@@ -149,6 +159,7 @@ def main() -> None:
         expect_html=dict(type="bool", default=False),
         wait=dict(type="float", default=0.0),
         follow_redirects=dict(type="bool", default=True),
+        progress_file=dict(type="path"),
         **httputil.CLIENT_ARGS,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -58,6 +58,13 @@ options:
     type: list
     elements: dict
     default: []
+  progress_file:
+    description:
+      - File this module rewrites during O(verify_hashes) downloads (which file, bytes received of its size), as one
+        small JSON object, atomically and at most once a second.
+      - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
+        there is no need to set it by hand.
+    type: path
 notes:
   - Requests are sent with C(Accept) V(application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2,
     text/html;q=0.01).
@@ -196,6 +203,7 @@ from urllib.parse import urlsplit
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
 
 
@@ -240,7 +248,8 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
                 module.fail_json(msg=_expect_message(what, listing["final_url"], result), **result)
 
         if p["verify_hashes"]:
-            downloads = si.verify_files(session, listing["files"], opts)
+            prog = progress.Progress(p["progress_file"], "download", unit="bytes")
+            downloads = si.verify_files(session, listing["files"], opts, progress=prog)
             result["downloads"] = downloads
             result["mismatches"] = [d["filename"] for d in downloads if d["match"] is False]
             unhashed = [d["filename"] for d in downloads if d["match"] is None]
@@ -303,6 +312,7 @@ def main() -> None:
         "verify_hashes": {"type": "bool", "default": False},
         "require_links": {"type": "bool", "default": False},
         "expect": {"type": "list", "elements": "dict", "default": []},
+        "progress_file": {"type": "path"},
         **httputil.CLIENT_ARGS,
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -79,6 +79,13 @@ options:
     description: Seconds to wait for an answer, per request.
     type: float
     default: 60
+  progress_file:
+    description:
+      - File this module rewrites with its progress (wheels written, uploads, downloads done), as one small JSON object,
+        atomically and at most once a second.
+      - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
+        there is no need to set it by hand.
+    type: path
 """
 
 EXAMPLES = r"""
@@ -102,11 +109,23 @@ EXAMPLES = r"""
 
 RETURN = r"""
 upload:
-  description: Upload phase figures (total, ok, failed, seconds, p50_ms, p95_ms, p99_ms, max_ms, ops_per_s, mib_per_s).
+  description: Upload phase figures (total, ok, failed, seconds, p50_ms, p95_ms, p99_ms, max_ms, ops_per_s, mib_per_s,
+    histogram).
   returned: success
   type: dict
+  contains:
+    histogram:
+      description:
+        - Latency distribution of the successful operations over fixed buckets with upper edges 1, 2, 5, 10, 20, 50,
+          100, 200, 500, 1000, 2000 and 5000 ms, plus a last bucket with C(le_ms=null) (+Inf) for the rest.
+        - Not cumulative. Each element counts the operations with previous edge < latency <= C(le_ms). All buckets are
+          always present, and the counts sum to C(ok).
+      returned: success
+      type: list
+      elements: dict
+      sample: [{"le_ms": 1, "count": 0}, {"le_ms": 2, "count": 7}, {"le_ms": 5, "count": 93}, {"le_ms": null, "count": 0}]
 download:
-  description: Download phase figures, same keys.
+  description: Download phase figures, same keys as RV(upload) (including C(histogram)).
   returned: success
   type: dict
 success_rate:
@@ -138,7 +157,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import probe, traffic
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import probe, progress, traffic
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
 
 
@@ -157,20 +176,25 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         return {"changed": False, "skipped": True, "msg": "check mode: nothing uploaded"}
     opts = httputil.ClientOptions.from_params(p)
     httputil.warn_insecure(module, opts)
+    prog = progress.Progress(p["progress_file"], "load")
     os.makedirs(p["work_dir"], exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="load-", dir=p["work_dir"])
     try:
         files = []
+        prog.phase("wheels written", p["uploads"])
         for i in range(p["uploads"]):
             name = f"{p['project']}-{i}" if p["distinct_projects"] else p["project"]
             version = "1.0.0" if p["distinct_projects"] else f"1.0.{i}"
             files.append(traffic.synthetic_wheel(scratch, name, version, p["payload_size"]))
-        up_ops, up_wall = traffic.upload_all(files, p["repository_url"], opts, p["parallel"])
+            prog.update(i + 1)
+        prog.phase("uploads", p["uploads"])
+        up_ops, up_wall = traffic.upload_all(files, p["repository_url"], opts, p["parallel"], progress=prog)
         uploaded = {o.filename for o in up_ops if o.ok}
         wanted = [f for f in files if f["filename"] in uploaded]
         if wanted:
             targets = [wanted[i % len(wanted)] for i in range(downloads)]
-            down_ops, down_wall = traffic.download_all(targets, p["simple_url"], opts, p["parallel"])
+            prog.phase("downloads", downloads)
+            down_ops, down_wall = traffic.download_all(targets, p["simple_url"], opts, p["parallel"], progress=prog)
         else:  # nothing to download: every download counts as failed
             down_ops = [traffic.Op("download", "-", False, None, 0.0, 0, "no upload succeeded")] * downloads
             down_wall = 0.0
@@ -219,6 +243,7 @@ def main() -> None:
         min_success_rate=dict(type="float", default=100.0),
         work_dir=dict(type="path", required=True),
         keep_files=dict(type="bool", default=False),
+        progress_file=dict(type="path"),
         **httputil.client_args(read_timeout=60.0),  # bulk transfers: a longer read timeout
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -73,6 +73,13 @@ options:
     description: Seconds to wait for an answer (http client).
     type: float
     default: 300
+  progress_file:
+    description:
+      - File this module rewrites with its progress (which file; bytes sent with O(client=http), a heartbeat while
+        twine runs), as one small JSON object, atomically and at most once a second.
+      - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
+        there is no need to set it by hand.
+    type: path
 """
 
 EXAMPLES = r"""
@@ -119,7 +126,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import upload
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress, upload
 
 
 def _expected(values: list[str]) -> list[str]:
@@ -141,22 +148,39 @@ def _name_version(path: str) -> tuple[str, str]:
 
 
 def _upload_one(
-    module: AnsibleModule, session: t.Any, path: str, opts: httputil.ClientOptions, unreachable: str | None
+    module: AnsibleModule,
+    session: t.Any,
+    path: str,
+    opts: httputil.ClientOptions,
+    unreachable: str | None,
+    prog: progress.Progress,
+    label: str,
 ) -> tuple[upload.Outcome, float]:
     p = module.params
     if unreachable:
         return upload.Outcome("unreachable", None, unreachable), 0.0
     if p["client"] == "twine":
-        return upload.timed(
-            lambda: upload.twine_upload(module, p["repository_url"], path, opts, p["timeout"], p["python"])
-        )
+        size = f"{os.path.getsize(path) / 1048576:.1f} MiB"
+        with prog.heartbeat(f"{label} ({size}), twine running"):
+            return upload.timed(
+                lambda: upload.twine_upload(module, p["repository_url"], path, opts, p["timeout"], p["python"])
+            )
     try:
         name, version = _name_version(path)
     except Exception as exc:  # noqa: BLE001 - packaging's InvalidWheelFilename / InvalidSdistFilename
         return upload.Outcome("invalid_dist", None, str(exc)), 0.0
+    prog.phase("bytes", os.path.getsize(path), label)
     return upload.timed(
         lambda: upload.http_upload(
-            session, p["repository_url"], path, name, version, None, opts, auth=not p["anonymous"]
+            session,
+            p["repository_url"],
+            path,
+            name,
+            version,
+            None,
+            opts,
+            auth=not p["anonymous"],
+            progress=prog.bound(label),
         )
     )
 
@@ -187,8 +211,10 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     session = httputil.make_session(opts)
     unreachable = upload.preflight(session, p["repository_url"], opts)
     results: list[dict[str, t.Any]] = []
-    for path in files:
-        got, secs = _upload_one(module, session, path, opts, unreachable)
+    prog = progress.Progress(p["progress_file"], "upload")
+    for index, path in enumerate(files, 1):
+        label = f"file {index}/{len(files)} {os.path.basename(path)}"
+        got, secs = _upload_one(module, session, path, opts, unreachable, prog, label)
         results.append(
             {
                 "path": path,
@@ -223,6 +249,7 @@ def main() -> None:
         anonymous=dict(type="bool", default=False),
         timeout=dict(type="float", default=300.0),
         python=dict(type="path"),
+        progress_file=dict(type="path"),
         **httputil.client_args(read_timeout=300.0),  # bulk transfers: a longer read timeout
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -65,6 +65,13 @@ options:
     description: First pause between polls, in seconds; it grows by half each round up to four times this (at most 5 s).
     type: float
     default: 1
+  progress_file:
+    description:
+      - File this module rewrites while it waits for the replacements (new Ready pods of O(expected)), as one small
+        JSON object, atomically and at most once a second.
+      - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
+        there is no need to set it by hand.
+    type: path
 notes:
   - Needs RBAC for C(get)/C(list) on C(pods), C(delete) on C(pods) (delete mode) or C(get)/C(patch) on the workload (rollout mode),
     and optionally C(get) on C(namespaces); a 403 names the missing verb and resource.
@@ -138,6 +145,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import k8s_wait as kw
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -180,7 +188,10 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         kw.rollout_restart(apps, ns, kind, name, stamp)
     try:
-        new = kw.wait_for_new_ready(core, ns, selector, old_uids, expected, p["timeout"], p["poll_interval"])
+        prog = progress.Progress(p["progress_file"], "restart", total=expected, unit="new Ready pods")
+        new = kw.wait_for_new_ready(
+            core, ns, selector, old_uids, expected, p["timeout"], p["poll_interval"], progress=prog
+        )
     except kw.WaitTimeout as exc:
         module.fail_json(
             msg=exc.msg,
@@ -206,6 +217,7 @@ def main() -> None:
         expected=dict(type="int"),
         timeout=dict(type="float", default=120.0),
         poll_interval=dict(type="float", default=1.0),
+        progress_file=dict(type="path"),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
