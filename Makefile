@@ -9,6 +9,7 @@ PIP := PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 $(PY) -m pip
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(VENV)/collections
 export PATH := $(VENV)/bin:$(PATH)
+export PYTHONUNBUFFERED := 1
 
 PLAYBOOK := $(VENV)/bin/ansible-playbook
 ARGS ?=
@@ -92,4 +93,4 @@ constraints:
 	  PIP_CONFIG_FILE=/dev/null /tmp/pypi_ops_constraints/bin/pip freeze --all; } > constraints.txt
 
 clean:
-	rm -rf $(VENV) .state reports .work
+	rm -rf $(VENV) .state reports .work .ansible
