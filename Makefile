@@ -79,8 +79,8 @@ test-fast: $(VENV)/.dev
 	cd $(CURDIR) && $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check plugins tests
-	$(VENV)/bin/ruff format --check plugins tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ansible-lint
 
 doc: $(VENV)/.runtime
