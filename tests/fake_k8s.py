@@ -21,12 +21,28 @@ It also plays the ReplicaSet/StatefulSet controllers, lazily on each request:
 * a Deployment's replacement pod (new name, NEW uid) appears at once; a StatefulSet's
   replacement (same name, NEW uid) appears when the old one has vanished. Either becomes Ready
   ``ready_delay`` seconds after it appears, unless ``replacement_fault`` keeps it from ever being
-  Ready: ``ImagePullBackOff``, ``CrashLoopBackOff``, ``Unschedulable`` or ``MultiAttach``;
+  Ready: ``ImagePullBackOff`` (its image is ``BAD_IMAGE``), ``CrashLoopBackOff`` (restarts, last exit code 1),
+  ``Unschedulable`` or ``MultiAttach``;
 * a PATCH that changes ``spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]``
   replaces every pod of the workload the same way.
 
+``tls=True`` serves HTTPS with a self-signed certificate (written into the kubeconfig as its CA): kubectl sends a
+bearer token only over TLS.
+
 Authentication: a bearer token is required (401 Status without it). RBAC: ``forbidden`` holds
 ``(verb, resource)`` pairs answered with a 403 Status worded like the real API server's.
+
+For ``kubectl`` (``kubectl port-forward`` of the port_forward module) it also serves:
+
+* discovery: ``GET /version``, ``/api``, ``/apis``, ``/api/v1``, ``/apis/apps/v1`` (legacy JSON discovery);
+* ``GET /api/v1/namespaces/{ns}/services/{name}`` for Services set with ``add_service`` (404 otherwise);
+* ``GET /api/v1/namespaces/{ns}/pods?watch=true``: a watch that stays open, sending nothing (no pod ever
+  appears), until ``timeoutSeconds`` or ``watch_seconds`` pass;
+* ``/api/v1/namespaces/{ns}/pods/{name}/portforward`` (POST or GET upgrade): the 403 of
+  ``("create", "pods/portforward")`` in ``forbidden``, else a 400 Status saying the fake does not forward (a
+  real forward needs a cluster: the kind scenario);
+* ``GET|PATCH /api/v1/namespaces/{ns}/secrets/{name}`` for Secrets set with ``add_secret`` (a PATCH merges
+  ``data``; a ``null`` value removes the key).
 """
 
 from __future__ import annotations
@@ -34,10 +50,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import ipaddress
 import itertools
 import json
 import os
 import re
+import ssl
 import struct
 import threading
 import time
@@ -51,6 +69,8 @@ from urllib.parse import parse_qs, urlsplit
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 USER = "system:serviceaccount:ci:deployer"
 FAULT_REASONS = ("ImagePullBackOff", "CrashLoopBackOff", "Unschedulable", "MultiAttach")
+GOOD_IMAGE = "registry.example/app:1"
+BAD_IMAGE = "registry.example/app:does-not-exist"  # the image of an ImagePullBackOff pod
 
 
 def _ts(epoch: float) -> str:
@@ -100,6 +120,7 @@ class FakeKube:
         ready_delay: float = 0.3,
         replacement_fault: str | None = None,
         forbidden: t.Iterable[tuple[str, str]] = (),
+        tls: bool = False,
     ) -> None:
         if replacement_fault not in (None, *FAULT_REASONS):
             raise ValueError(f"replacement_fault must be one of {FAULT_REASONS}")
@@ -112,6 +133,7 @@ class FakeKube:
         self.ready_delay = ready_delay
         self.replacement_fault = replacement_fault
         self.forbidden = set(forbidden)
+        self.tls = tls  # HTTPS with a self-signed certificate: kubectl sends a bearer token only over TLS
         self.pods: dict[tuple[str, str], Pod] = {}
         self.workloads: dict[tuple[str, str, str], Workload] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
@@ -119,6 +141,9 @@ class FakeKube:
         self.execs: list[list[str]] = []  # commands received on pods/exec
         self.volumes: dict[tuple[str, str], str] = {}  # (ns, path) -> a real local directory every pod mounts
         self.deletes: list[dict[str, t.Any]] = []  # DeleteOptions bodies received
+        self.services: dict[tuple[str, str], dict[str, t.Any]] = {}  # (ns, name) -> {selector, port, target_port}
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {}  # (ns, name) -> {key: base64 value}
+        self.watch_seconds = 30.0  # how long a watch stays open at most when the client gives no timeoutSeconds
         self.lock = threading.RLock()
         self._seq = itertools.count(1)
         self._resource_version = itertools.count(1000)
@@ -161,6 +186,24 @@ class FakeKube:
         the exec inventory reads the real files at the time of the call."""
         with self.lock:
             self.volumes[(namespace, path)] = str(real_dir)
+
+    def add_service(
+        self, namespace: str, name: str, selector: dict[str, str], port: int = 8080, target_port: int = 8080
+    ) -> None:
+        """A ClusterIP Service selecting pods by ``selector`` (what ``kubectl port-forward svc/<name>`` resolves)."""
+        with self.lock:
+            self.namespaces.add(namespace)
+            self.services[(namespace, name)] = {"selector": dict(selector), "port": port, "target_port": target_port}
+
+    def add_secret(self, namespace: str, name: str, data: dict[str, bytes]) -> None:
+        """An Opaque Secret holding ``data`` (raw bytes; served base64-encoded, as the API does)."""
+        with self.lock:
+            self.namespaces.add(namespace)
+            self.secrets[(namespace, name)] = {k: base64.b64encode(v).decode() for k, v in data.items()}
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, bytes]:
+        with self.lock:
+            return {k: base64.b64decode(v) for k, v in self.secrets[(namespace, name)].items()}
 
     def live_pods(self, namespace: str, app: str) -> list[Pod]:
         with self.lock:
@@ -248,7 +291,10 @@ class FakeKube:
         if pod.deleted_at is not None:
             meta["deletionTimestamp"] = _ts(pod.deleted_at)
             meta["deletionGracePeriodSeconds"] = max(0, int(round((pod.gone_at or now) - pod.deleted_at)))
-        spec: dict[str, t.Any] = {"containers": [{"name": "app", "image": "registry.example/app:1"}]}
+        image = (
+            BAD_IMAGE if pod.fault == "ImagePullBackOff" else GOOD_IMAGE
+        )  # a pull fails for an image that is not there
+        spec: dict[str, t.Any] = {"containers": [{"name": "app", "image": image}]}
         ready = self._pod_ready(pod, now)
         conditions = []
         status: dict[str, t.Any] = {}
@@ -272,7 +318,7 @@ class FakeKube:
             cstate = {
                 "waiting": {
                     "reason": "ImagePullBackOff",
-                    "message": 'Back-off pulling image "registry.example/app:does-not-exist"',
+                    "message": f'Back-off pulling image "{BAD_IMAGE}"',
                 }
             }
         elif pod.fault == "CrashLoopBackOff":
@@ -305,7 +351,7 @@ class FakeKube:
             containerStatuses=[
                 {
                     "name": "app",
-                    "image": "registry.example/app:1",
+                    "image": image,
                     "imageID": "",
                     "ready": ready,
                     "restartCount": pod.restarts,
@@ -340,6 +386,28 @@ class FakeKube:
             "status": {"replicas": wl.replicas, "observedGeneration": wl.generation},
         }
 
+    def service_json(self, namespace: str, name: str) -> dict[str, t.Any]:
+        svc = self.services[(namespace, name)]
+        meta = {
+            "name": name,
+            "namespace": namespace,
+            "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"svc/{namespace}/{name}")),
+            "resourceVersion": str(next(self._resource_version)),
+        }
+        port = {"name": "http", "port": svc["port"], "targetPort": svc["target_port"], "protocol": "TCP"}
+        spec = {"type": "ClusterIP", "clusterIP": "10.96.0.10", "selector": svc["selector"], "ports": [port]}
+        return {"kind": "Service", "apiVersion": "v1", "metadata": meta, "spec": spec, "status": {}}
+
+    def secret_json(self, namespace: str, name: str) -> dict[str, t.Any]:
+        meta = {
+            "name": name,
+            "namespace": namespace,
+            "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, namespace + "/" + name)),
+            "resourceVersion": str(next(self._resource_version)),
+        }
+        data = dict(self.secrets[(namespace, name)])
+        return {"kind": "Secret", "apiVersion": "v1", "metadata": meta, "type": "Opaque", "data": data}
+
     # -- server lifecycle -----------------------------------------------------------------------
 
     def __enter__(self) -> FakeKube:
@@ -357,6 +425,10 @@ class FakeKube:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*_self_signed(self.workdir))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-k8s", daemon=True)
         self._thread.start()
@@ -373,14 +445,21 @@ class FakeKube:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def _cluster(self) -> dict[str, str]:
+        cluster = {"server": self.url}
+        if self.tls:
+            cert = (self.workdir / "tls" / "server.crt").read_bytes()
+            cluster["certificate-authority-data"] = base64.b64encode(cert).decode()
+        return cluster
 
     def write_kubeconfig(self, path: Path, token: str | None = None) -> Path:
         """kubeconfig with context ``fake`` (current) and ``fake-other``; JSON is valid YAML."""
         cfg = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "fake", "cluster": self._cluster()}],
             "users": [{"name": "deployer", "user": {"token": self.token if token is None else token}}],
             "contexts": [
                 {
@@ -396,10 +475,105 @@ class FakeKube:
         return path
 
 
+def _self_signed(workdir: Path) -> tuple[str, str]:
+    """(certificate, key) files of a self-signed certificate for 127.0.0.1, its own CA (made once per workdir)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    tls = workdir / "tls"
+    cert_path, key_path = tls / "server.crt", tls / "server.key"
+    if cert_path.exists() and key_path.exists():
+        return str(cert_path), str(key_path)
+    tls.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-kube")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)
+    return str(cert_path), str(key_path)
+
+
 # -- request handling ----------------------------------------------------------------------------
 
 _PLURAL_KIND = {"deployments": "Deployment", "statefulsets": "StatefulSet"}
-_GROUP = {"pods": "", "namespaces": "", "deployments": "apps", "statefulsets": "apps"}
+_PORTFORWARD = re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/portforward")
+_GROUP = {
+    "pods": "",
+    "namespaces": "",
+    "services": "",
+    "secrets": "",
+    "pods/portforward": "",
+    "deployments": "apps",
+    "statefulsets": "apps",
+}
+
+
+def _resources(*items: tuple[str, str, bool, list[str], list[str]]) -> list[dict[str, t.Any]]:
+    """APIResource entries: (name, kind, namespaced, verbs, short names)."""
+    return [
+        {"name": n, "singularName": "", "namespaced": ns, "kind": k, "verbs": v, **({"shortNames": sn} if sn else {})}
+        for n, k, ns, v, sn in items
+    ]
+
+
+_RW = ["create", "delete", "get", "list", "patch", "update", "watch"]
+_DISCOVERY: dict[str, dict[str, t.Any]] = {
+    "/version": {"major": "1", "minor": "32", "gitVersion": "v1.32.0-fake", "platform": "linux/amd64"},
+    "/api": {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
+    },
+    "/apis": {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {
+                "name": "apps",
+                "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
+            }
+        ],
+    },
+    "/api/v1": {
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": _resources(
+            ("namespaces", "Namespace", False, _RW, ["ns"]),
+            ("pods", "Pod", True, _RW, ["po"]),
+            ("pods/exec", "PodExecOptions", True, ["create", "get"], []),
+            ("pods/portforward", "PodPortForwardOptions", True, ["create", "get"], []),
+            ("secrets", "Secret", True, _RW, []),
+            ("services", "Service", True, _RW, ["svc"]),
+        ),
+    },
+    "/apis/apps/v1": {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "apps/v1",
+        "resources": _resources(
+            ("deployments", "Deployment", True, _RW, ["deploy"]),
+            ("statefulsets", "StatefulSet", True, _RW, ["sts"]),
+        ),
+    },
+}
 
 
 def _status(code: int, reason: str, message: str, details: dict | None = None) -> dict[str, t.Any]:
@@ -468,10 +642,21 @@ class _Handler(BaseHTTPRequestHandler):
         return json.loads(raw) if raw.strip() else {}
 
     def do_GET(self) -> None:
-        m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec", urlsplit(self.path).path)
+        path = urlsplit(self.path).path
+        m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec", path)
         if m and self.headers.get("Upgrade", "").lower() == "websocket":
             return self._exec(m.group(1), m.group(2))
+        m = _PORTFORWARD.fullmatch(path)
+        if m:
+            return self._portforward(m.group(1), m.group(2))
         self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        m = _PORTFORWARD.fullmatch(urlsplit(self.path).path)
+        if m:
+            return self._portforward(m.group(1), m.group(2))
+        self._body()
+        self._send(405, _status(405, "MethodNotAllowed", "method not allowed"))
 
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
@@ -484,20 +669,25 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         body = self._body() if method in ("DELETE", "PATCH") else {}
+        watch = query.get("watch") in ("true", "1")
         with kube.lock:
             kube.requests.append((method, self.path))
             if self.headers.get("Authorization") != f"Bearer {kube.token}":
                 return self._send(401, _status(401, "Unauthorized", "Unauthorized"))
             kube._tick()
-            m = re.fullmatch(r"/api/v1/namespaces/([^/]+)(?:/(pods)(?:/([^/]+))?)?", url.path) or re.fullmatch(
-                r"/apis/apps/v1/namespaces/([^/]+)/(deployments|statefulsets)/([^/]+)", url.path
-            )
+            if method == "GET" and url.path in _DISCOVERY:
+                return self._send(200, _DISCOVERY[url.path])
+            m = re.fullmatch(
+                r"/api/v1/namespaces/([^/]+)(?:/(pods|services|secrets)(?:/([^/]+))?)?", url.path
+            ) or re.fullmatch(r"/apis/apps/v1/namespaces/([^/]+)/(deployments|statefulsets)/([^/]+)", url.path)
             if not m:
                 return self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
             ns, resource, name = m.group(1), m.group(2) or "namespaces", m.group(3)
             if resource == "namespaces":
                 name = ns
-            verb = {"GET": "get" if name else "list", "DELETE": "delete", "PATCH": "patch"}[method]
+            verb = {"GET": "get" if name else ("watch" if watch else "list"), "DELETE": "delete", "PATCH": "patch"}[
+                method
+            ]
             if (verb, resource) in kube.forbidden:
                 what = f"{resource}{'.' + _GROUP[resource] if _GROUP[resource] else ''}"
                 subject = f'{what} "{name}"' if name else what
@@ -518,9 +708,84 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(
                     200, {"kind": "Namespace", "apiVersion": "v1", "metadata": meta, "status": {"phase": "Active"}}
                 )
-            if resource == "pods":
+            if resource == "services":
+                return self._service(method, ns, name)
+            if resource == "secrets":
+                return self._secret(method, ns, name, body)
+            if resource == "pods" and not (watch and name is None and method == "GET"):
                 return self._pods(method, ns, name, query, body)
-            return self._workload(method, ns, resource, name, body)
+            if resource != "pods":
+                return self._workload(method, ns, resource, name, body)
+        # a watch on pods: outside the lock, it stays open
+        self._watch(query)
+
+    def _watch(self, query: dict[str, str]) -> None:
+        """A watch on which no event ever comes: open until timeoutSeconds (or ``watch_seconds``), then closed."""
+        try:
+            limit = float(query.get("timeoutSeconds") or self.kube.watch_seconds)
+        except ValueError:
+            limit = self.kube.watch_seconds
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        deadline = time.monotonic() + min(limit, self.kube.watch_seconds)
+        while time.monotonic() < deadline and self.kube._server is not None:
+            time.sleep(0.1)
+        try:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def _service(self, method: str, ns: str, name: str | None) -> None:
+        kube = self.kube
+        if method != "GET" or name is None:
+            return self._send(405, _status(405, "MethodNotAllowed", "method not allowed"))
+        if (ns, name) not in kube.services:
+            return self._send(
+                404, _status(404, "NotFound", f'services "{name}" not found', {"name": name, "kind": "services"})
+            )
+        return self._send(200, kube.service_json(ns, name))
+
+    def _secret(self, method: str, ns: str, name: str | None, body: dict[str, t.Any]) -> None:
+        kube = self.kube
+        if method not in ("GET", "PATCH") or name is None:
+            return self._send(405, _status(405, "MethodNotAllowed", "method not allowed"))
+        if (ns, name) not in kube.secrets:
+            return self._send(
+                404, _status(404, "NotFound", f'secrets "{name}" not found', {"name": name, "kind": "secrets"})
+            )
+        if method == "PATCH":
+            data = kube.secrets[(ns, name)]
+            for key, value in (body.get("data") or {}).items():
+                if value is None:
+                    data.pop(key, None)
+                else:
+                    data[key] = value
+        return self._send(200, kube.secret_json(ns, name))
+
+    def _portforward(self, ns: str, name: str) -> None:
+        """The RBAC check and pod lookup of a port-forward; the forward itself is not emulated (400)."""
+        kube = self.kube
+        if self.command == "POST":
+            self._body()
+        with kube.lock:
+            kube.requests.append((self.command, self.path))
+            if self.headers.get("Authorization") != f"Bearer {kube.token}":
+                return self._send(401, _status(401, "Unauthorized", "Unauthorized"))
+            if ("create", "pods/portforward") in kube.forbidden:
+                msg = (
+                    f'pods "{name}" is forbidden: User "{USER}" cannot create resource "pods/portforward" '
+                    f'in API group "" in the namespace "{ns}"'
+                )
+                return self._send(403, _status(403, "Forbidden", msg, {"name": name, "kind": "pods"}))
+            if (ns, name) not in kube.pods:
+                return self._send(404, _status(404, "NotFound", f'pods "{name}" not found', {"name": name}))
+            msg = "the fake API server does not forward ports (a real forward needs a cluster)"
+            return self._send(400, _status(400, "BadRequest", msg))
 
     def _pods(self, method: str, ns: str, name: str | None, query: dict[str, str], body: dict[str, t.Any]) -> None:
         kube = self.kube

@@ -121,7 +121,11 @@ def render_htpasswd(users: dict[str, str], existing: bytes | None = None) -> tup
     for user, password in users.items():
         if ":" in user or not user:
             raise CredentialsError(f"Username {user!r} cannot be used in an htpasswd file; choose one without ':'.")
-        if not ht.check_password(user, password):
+        try:
+            matches = ht.check_password(user, password)
+        except ValueError:  # this user's hash is malformed (a hand-edited file or Secret): it is replaced
+            matches = False
+        if not matches:
             ht.set_password(user, password)
             changed = True
     return ht.to_string(), changed
@@ -246,6 +250,11 @@ def rotate_secret(
         secret = core.read_namespaced_secret(name, namespace, _request_timeout=kw.REQUEST_TIMEOUT)
     except kw.ApiException as exc:
         if getattr(exc, "status", None) == 404:
+            if _namespace_missing(core, namespace):
+                raise CredentialsError(
+                    f"Namespace {namespace} does not exist, so {where} cannot either; check pypi_k8s_namespace "
+                    "and the kubeconfig context."
+                ) from None
             raise CredentialsError(
                 f"{where} does not exist; check pypi_k8s_namespace, pypi_k8s_release and auth.existingSecret."
             ) from None
@@ -273,6 +282,19 @@ def rotate_secret(
             raise CredentialsError(k8s_sentence(kw.api_error(exc, namespace, f"patch secret {name}"))) from None
         result["resource_version"] = getattr(getattr(out, "metadata", None), "resource_version", None)
     return result
+
+
+def _namespace_missing(core: t.Any, namespace: str) -> bool:
+    """True only when the API server says the namespace does not exist (a 403 or an error proves nothing)."""
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import k8s_wait as kw
+
+    try:
+        core.read_namespace(namespace, _request_timeout=kw.REQUEST_TIMEOUT)
+    except kw.ApiException as exc:
+        return getattr(exc, "status", None) == 404
+    except Exception:  # noqa: BLE001 - the API server is unreachable now; the Secret's not-found stands
+        return False
+    return False
 
 
 def k8s_sentence(err: t.Any) -> str:

@@ -67,6 +67,11 @@ class ClientOptions(t.NamedTuple):
         return (self.connect_timeout, self.read_timeout)
 
     @property
+    def has_credentials(self) -> bool:
+        """Whether there is a password (or token) to authenticate with; a user name alone is no credential."""
+        return bool(self.password)
+
+    @property
     def verify(self) -> bool | str:
         if not self.validate_certs:
             return False
@@ -79,7 +84,7 @@ def make_session(opts: ClientOptions, pool: int = 4, max_redirects: int = 10) ->
     session.trust_env = False  # no ~/.netrc, no proxy env: talk to the server under test only
     session.headers["User-Agent"] = USER_AGENT
     session.max_redirects = max_redirects
-    if opts.username or opts.password:  # both empty means an anonymous request
+    if opts.has_credentials:  # no password means an anonymous request (a user name alone would only be refused)
         session.auth = (opts.username or "", opts.password or "")
     session.verify = opts.verify
     adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
@@ -94,49 +99,61 @@ def warn_insecure(module: t.Any, opts: ClientOptions) -> None:
 
 
 def describe_error(exc: BaseException, url: str, opts: ClientOptions | None = None) -> str:
-    """One sentence: what failed, why, and what to do next. Never includes credentials."""
+    """One sentence: what failed, why, and what to do next. Never includes credentials.
+
+    The option names are the modules' (``ca_path``); the verify.yml variable follows in parentheses.
+    """
     safe = redact_url(url)
     text = str(exc)
     low = text.lower()
+    host = urlsplit(url).hostname
     ct, rt = (opts.connect_timeout, opts.read_timeout) if opts else (None, None)
     if HAS_REQUESTS and isinstance(exc, requests.exceptions.SSLError):
         if "self-signed" in low or "self signed" in low or "unable to get local issuer" in low:
             return (
                 f"TLS verification failed for {safe}: the certificate is self-signed or from an unknown CA; "
-                "pass ca_path with the CA bundle (or validate_certs: false for a throwaway test)."
+                "pass the CA bundle that signed it as ca_path (pypi_ca_path), or set validate_certs: false "
+                "(pypi_validate_certs) for a throwaway test."
             )
         if "expired" in low:
-            return f"TLS verification failed for {safe}: the server certificate has expired; renew it on the server."
+            return (
+                f"TLS verification failed for {safe}: the server certificate has expired; renew it on the server "
+                "(validate_certs: false only for a throwaway test)."
+            )
         if "hostname" in low or "doesn't match" in low or "not valid for" in low:
             return (
-                f"TLS verification failed for {safe}: the certificate does not match the host name; "
-                "use the name the certificate was issued for."
+                f"TLS verification failed for {safe}: the certificate is not issued for the host name {host!r}; "
+                "use the name it was issued for in the URL, or reissue it with this name in its subjectAltName."
             )
-        return f"TLS error talking to {safe}: {_short(text)}; check the certificate and ca_path."
+        if "wrong version number" in low or "record layer failure" in low or "unknown protocol" in low:
+            return f"{safe} does not speak TLS on that port (plain HTTP?); use http:// in the URL or the server's TLS port."
+        return f"TLS error talking to {safe}: {_short(text)}; check the certificate and ca_path (pypi_ca_path)."
     if HAS_REQUESTS and isinstance(exc, requests.exceptions.TooManyRedirects):
         return f"Too many redirects from {safe} (a redirect loop); check the URL and the proxy/ingress rewrite rules."
     if HAS_REQUESTS and isinstance(exc, requests.exceptions.ConnectTimeout):
         return (
-            f"Timed out after {ct}s connecting to {safe}; the host is not answering "
+            f"Timed out{f' after {ct:g}s' if ct else ''} connecting to {safe}; the host is not answering "
             "(firewall, wrong address, or server down); check the URL and network path."
         )
-    if HAS_REQUESTS and isinstance(exc, requests.exceptions.ReadTimeout):
+    if (HAS_REQUESTS and isinstance(exc, requests.exceptions.ReadTimeout)) or "timed out" in low:
+        within = f" within {rt:g}s" if rt else " in time"
         return (
-            f"{safe} accepted the connection but sent no answer within {rt}s; the server is hung or overloaded; "
-            "check its logs or raise read_timeout."
+            f"{safe} accepted the connection but sent no answer{within}; the server is hung or overloaded; "
+            "check its logs, or raise read_timeout (pypi_read_timeout)."
         )
     if (
         "name or service not known" in low
         or "nodename nor servname" in low
         or "name resolution" in low
+        or "failed to resolve" in low
         or ("getaddrinfo" in low)
     ):
-        host = urlsplit(url).hostname
         return f"Host name {host!r} does not resolve (DNS); check the URL's host name."
     if "connection refused" in low:
         return f"Connection refused by {safe}: nothing listens there; check the port and that the server is running."
     if "connection reset" in low or "remotedisconnected" in low or "connection aborted" in low:
-        return f"{safe} closed the connection without an answer; check the server log and any proxy in front of it."
+        tls_hint = " (if it speaks HTTPS, use https:// in the URL)" if url.lower().startswith("http:") else ""
+        return f"{safe} closed the connection without an answer{tls_hint}; check the server log and any proxy in front of it."
     return f"Request to {safe} failed: {_short(text)}; check the URL and that the server is running."
 
 
@@ -162,8 +179,12 @@ def http_status_hint(status: int) -> str:
         401: "the server wants credentials: set username/password (pypi_username/pypi_password)",
         403: "the credentials were refused: check the username/password or the htpasswd file",
         404: "not found: check the URL path (simple index usually at /simple/)",
+        405: "the URL does not take this method: it is not the endpoint of a package index; check the URL",
         413: (
             "a body-size limit refused the request: raise the ingress nginx.ingress.kubernetes.io/proxy-body-size "
             "annotation or the reverse proxy's client_max_body_size"
         ),
+        502: "the proxy in front of the server got no valid answer from it: check that the server runs and read its log",
+        503: "the server, or the proxy in front of it, is unavailable: check that the server runs and read its log",
+        504: "the proxy in front of the server timed out waiting for it: check that the server runs and read its log",
     }.get(status, "the server failed: read its log" if status >= 500 else "unexpected answer")

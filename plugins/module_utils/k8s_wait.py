@@ -113,9 +113,28 @@ def api_error(exc: BaseException, namespace: str, action: str = "") -> K8sError:
                 f"RBAC forbids this request{where} in {namespace} ({message}): grant it to the service account/user"
             )
         if status == 404:
-            return K8sError(f"not found{where}: {message or exc.reason}")
-        return K8sError(f"the API server answered {status} {exc.reason}{where}: {message or exc.body}")
-    return K8sError(f"the Kubernetes API server is unreachable{where}: {exc}")
+            return K8sError(
+                f"not found{where}: {message or exc.reason}; check the namespace, the names and the kubeconfig context"
+            )
+        return K8sError(
+            f"the API server answered {status} {exc.reason}{where}: {message or exc.body}; "
+            "retry, or check the API server's health and the kubeconfig context"
+        )
+    return K8sError(
+        f"the Kubernetes API server is unreachable{where}: {_transport_reason(exc)}; "
+        "check the server address of the kubeconfig context and the network to it"
+    )
+
+
+def _transport_reason(exc: BaseException) -> str:
+    """The useful end of a urllib3/OSError chain (``[Errno 111] Connection refused``, a TLS or timeout error)."""
+    text = str(getattr(exc, "reason", None) or exc)
+    m = re.search(
+        r"(\[Errno -?\d+\][^'\)\"]*|Read timed out[^'\)\"]*|timed out|CERTIFICATE_VERIFY_FAILED[^'\)\"]*)", text
+    )
+    where = re.search(r"host='([^']*)', port=(\d+)", text)
+    reason = m.group(1).strip() if m else text
+    return f"{reason} ({where.group(1)}:{where.group(2)})" if where and m else reason
 
 
 def _call(namespace: str, action: str, fn: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:
@@ -187,8 +206,23 @@ def select_pods(
     return selector, pods
 
 
-def list_pods(core: t.Any, namespace: str, selector: str) -> list[t.Any]:
-    result = _call(namespace, "list pods", core.list_namespaced_pod, namespace, label_selector=selector)
+def request_timeout(remaining: float | None = None) -> tuple[float, float]:
+    """``REQUEST_TIMEOUT``, shortened so that one call cannot outlast a wait's deadline (at least 1 s each)."""
+    if remaining is None:
+        return REQUEST_TIMEOUT
+    left = max(1.0, remaining)
+    return (min(REQUEST_TIMEOUT[0], left), min(REQUEST_TIMEOUT[1], left))
+
+
+def list_pods(core: t.Any, namespace: str, selector: str, remaining: float | None = None) -> list[t.Any]:
+    result = _call(
+        namespace,
+        "list pods",
+        core.list_namespaced_pod,
+        namespace,
+        label_selector=selector,
+        _request_timeout=request_timeout(remaining),
+    )
     return list(result.items or [])
 
 
@@ -238,13 +272,77 @@ def diagnose(pod: t.Any) -> str:
             text = f"container {cs.name} waiting: {waiting.reason or 'unknown'}"
             if waiting.message:
                 text += f" ({waiting.message})"
+            if waiting.reason in PULL_REASONS and cs.image:
+                text += f" [image {cs.image}]"
             parts.append(text)
             texts.append(f"{waiting.reason} {waiting.message}")
         if cs.restart_count:
-            parts.append(f"container {cs.name} restarted {cs.restart_count}x")
+            last = _last_exit(cs)
+            parts.append(f"container {cs.name} restarted {cs.restart_count}x" + (f", {last}" if last else ""))
     if any("Multi-Attach" in (x or "") for x in texts):
         parts.append("Multi-Attach: the volume is still attached to another node")
     return f"{pod.metadata.name}: " + "; ".join(parts)
+
+
+PULL_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull")
+CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
+
+
+def _last_exit(cs: t.Any) -> str:
+    """``last exit code 1 (Error)`` from a container status's lastState, or ``""``."""
+    last = getattr(cs, "last_state", None)
+    term = getattr(last, "terminated", None) if last else None
+    if term is None:
+        return ""
+    why = f" ({term.reason})" if term.reason else ""
+    return f"last exit code {term.exit_code}{why}"
+
+
+def next_step(pods: t.Sequence[t.Any], namespace: str) -> str:
+    """What to do about pods that are not Ready, from the most telling state among them (one clause)."""
+    for pod in pods:
+        if terminating(pod) or pod_ready(pod):
+            continue
+        name = pod.metadata.name
+        status = pod.status
+        statuses = list((status.init_container_statuses if status else None) or []) + list(
+            (status.container_statuses if status else None) or []
+        )
+        for cs in statuses:
+            waiting = cs.state.waiting if cs.state else None
+            reason = waiting.reason if waiting else None
+            if reason in PULL_REASONS:
+                return (
+                    f"image {cs.image or '?'} of container {cs.name} cannot be pulled: check the image name and tag "
+                    "(chart values image.repository/image.tag), the registry and imagePullSecrets"
+                )
+            if reason == "CrashLoopBackOff" or (cs.restart_count and not cs.ready):
+                last = _last_exit(cs)
+                return (
+                    f"container {cs.name} of pod {name} keeps crashing"
+                    + (f" ({last})" if last else "")
+                    + f": read kubectl logs --previous -n {namespace} {name} -c {cs.name}"
+                )
+            if reason in CONFIG_REASONS:
+                return (
+                    f"container {cs.name} of pod {name} cannot be created ({reason}): check the Secrets, ConfigMaps "
+                    f"and volumes it references (kubectl describe pod -n {namespace} {name})"
+                )
+        for cond in (status.conditions if status else None) or []:
+            if cond.type == "PodScheduled" and cond.reason == "Unschedulable":
+                return (
+                    f"no node can take pod {name}: free resources or fix its node selector, affinity, tolerations "
+                    "or volume claim (kubectl describe pod)"
+                )
+        text = " ".join(
+            f"{getattr(cs.state.waiting, 'message', '') or ''}" for cs in statuses if cs.state and cs.state.waiting
+        )
+        if "Multi-Attach" in text:
+            return (
+                "the volume is still attached to another node: use a ReadWriteMany claim, or strategy Recreate so the "
+                "old pod releases it first"
+            )
+    return "check kubectl describe pod and the events in the namespace, or raise the timeout if the pods are only slow"
 
 
 # -- actions -----------------------------------------------------------------------------------
@@ -296,8 +394,8 @@ def wait_for_new_ready(
     cap = max_sleep if max_sleep is not None else max(sleep, min(sleep * 4, 5.0))
     delay = sleep
     while True:
+        pods = list_pods(core, namespace, selector, remaining=deadline - time.monotonic())
         remaining = deadline - time.monotonic()
-        pods = list_pods(core, namespace, selector)
         new_ready = [p for p in pods if p.metadata.uid not in old and pod_ready(p)]
         if progress is not None:
             waiting = sum(1 for p in pods if p.metadata.uid in old)
@@ -313,8 +411,16 @@ def wait_for_new_ready(
         tag = "old" if pod.metadata.uid in old else ("new, Ready" if pod_ready(pod) else "new")
         lines.append(f"[{tag}] {diagnose(pod)}")
     summary = " | ".join(lines) if lines else f"no pods match {selector}"
+    fresh = [p for p in pods if p.metadata.uid not in old]
+    if fresh:
+        advice = next_step(sorted(fresh, key=lambda p: p.metadata.name), namespace)
+    elif pods:
+        advice = "no replacement pod was created: check the workload's controller and events (kubectl get events)"
+    else:
+        advice = "no pod matches at all: check the selector and the workload's controller and events"
+    what = "new Ready pod(s)" if old else "Ready pod(s)"
     msg = (
-        f"timed out after {timeout:g}s waiting for {expected} new Ready pod(s) matching {selector} in {namespace}; "
-        f"{len(new_ready)} ready: {summary}"
+        f"timed out after {timeout:g}s waiting for {expected} {what} matching {selector} in {namespace}; "
+        f"{len(new_ready)} ready: {summary}; next: {advice}"
     )
     raise WaitTimeout(msg, lines, new_ready)

@@ -157,14 +157,21 @@ def start(spec: S3Spec, timeout: float = 30.0) -> tuple[bool, dict[str, t.Any]]:
         )
         state.update(s3fs_pid=s3fs.pid, s3fs_token=s3fs_token)
         _write(spec.state_dir, state)
+        delay = 0.02
         while not os.path.ismount(spec.mount_dir):
             if not ls.pid_alive(s3fs.pid, s3fs_token):
-                raise ls.ServerError("s3fs exited before the bucket was mounted.", ls.tail_since(log, s3fs_off))
-            if time.monotonic() > deadline:
                 raise ls.ServerError(
-                    f"s3fs did not mount the bucket within {timeout:g}s.", ls.tail_since(log, s3fs_off)
+                    "s3fs exited before the bucket was mounted; read its log below (FUSE, credentials, endpoint).",
+                    ls.tail_since(log, s3fs_off),
                 )
-            time.sleep(0.05)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ls.ServerError(
+                    f"s3fs did not mount the bucket within {timeout:g}s; read its log below, or raise the timeout.",
+                    ls.tail_since(log, s3fs_off),
+                )
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.5)
     except ls.ServerError:
         stop(spec.state_dir)
         raise

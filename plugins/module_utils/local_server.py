@@ -134,11 +134,16 @@ def terminate(pid: int, token: str | None, timeout: float = 10.0) -> bool:
         except ProcessLookupError:
             return True
         deadline = time.monotonic() + wait
+        delay = 0.01
         while time.monotonic() < deadline:
             _reap(pid)
             if not pid_alive(pid, token):
                 return True
-            time.sleep(0.05)
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.2)
+        _reap(pid)
+        if not pid_alive(pid, token):
+            return True
     raise ServerError(f"Process {pid} did not exit after SIGKILL; check it with 'ps -p {pid}'.")
 
 
@@ -242,9 +247,10 @@ def wait_healthy(url: str, timeout: float, alive: t.Callable[[], bool] | None = 
             last = f"HTTP {exc.code}"
         except (OSError, ValueError) as exc:
             last = str(getattr(exc, "reason", exc))
-        if time.monotonic() + delay > deadline:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             raise ServerError(f"{url} did not answer 200 within {timeout:g}s (last: {last}).")
-        time.sleep(delay)
+        time.sleep(min(delay, remaining))
         delay = min(delay * 2, 0.5)
 
 
@@ -341,7 +347,7 @@ def spawn_detached(
     finally:
         os.close(log_fd)
     token = None
-    for _ in range(50):
+    for _ in range(50):  # at most 0.5 s: /proc has the entry as soon as the fork returned
         token = _proc_start_token(proc.pid)
         if token:
             break

@@ -36,6 +36,7 @@ IMPORT_SCRIPT = (
 )
 NETRC_SPECIAL = re.compile(r'[\s"\\#]')
 DEFAULT_PORTS = {"http": 80, "https": 443}
+UNREACHABLE = "The index is unreachable: "
 
 
 class InstallError(Exception):
@@ -135,9 +136,16 @@ def write_netrc(directory: str, host: str | None, username: str | None, password
     return path
 
 
-def pip_env(netrc_path: str) -> dict[str, str]:
-    """Environment for pip: no config file at all, credentials only from our netrc."""
-    return {"PIP_CONFIG_FILE": os.devnull, "NETRC": netrc_path, "PYTHONNOUSERSITE": "1"}
+def pip_env(netrc_path: str, ca_path: str | None = None) -> dict[str, str]:
+    """Environment for pip: no config file at all, credentials only from our netrc.
+
+    With a CA bundle, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE name it too: set (as on many CI machines), they would
+    override pip's --cert (``--isolated`` does not drop them; requests reads them).
+    """
+    env = {"PIP_CONFIG_FILE": os.devnull, "NETRC": netrc_path, "PYTHONNOUSERSITE": "1"}
+    if ca_path:
+        env.update(REQUESTS_CA_BUNDLE=ca_path, CURL_CA_BUNDLE=ca_path)
+    return env
 
 
 def pip_argv(
@@ -247,16 +255,16 @@ def diagnose_index(index_url: str, name: str, opts: http.ClientOptions) -> str |
         resp = session.get(page, timeout=opts.timeout, allow_redirects=True)
         status = resp.status_code
     except http.requests.exceptions.RequestException as exc:
-        return "The index is unreachable: " + http.describe_error(exc, page, opts)
+        return UNREACHABLE + http.describe_error(exc, page, opts)
     finally:
         session.close()
     safe = http.redact_url(index_url)
     if status == 401:
-        if not opts.username and not opts.password:
+        if not opts.has_credentials:
             return f"The index {safe} wants credentials (HTTP 401) and none were given; set username and password."
         return f"The index {safe} refused the credentials for user {opts.username!r} (HTTP 401); check the password."
     if status == 403:
-        if not opts.username and not opts.password:
+        if not opts.has_credentials:
             return (
                 f"The index {safe} refused access (HTTP 403) and no credentials were given; set username and password."
             )
@@ -282,10 +290,23 @@ def explain_pip_failure(text: str, spec: InstallSpec, index_url: str, opts: http
         return f"The index {safe} wants valid credentials (HTTP 401) for {req}; set username and password."
     if re.search(r"\b403\b", text) and "forbidden" in low:
         return f"The index {safe} refused access (HTTP 403) for {req}; check the credentials."
-    if "connection refused" in low or "newconnectionerror" in low or "max retries exceeded" in low:
+    tls = "certificate verify failed" in low or "sslerror" in low or "ssl:" in low
+    timeout = "read timed out" in low or "connecttimeout" in low or "timed out" in low
+    refused = "connection refused" in low or "newconnectionerror" in low or "max retries exceeded" in low
+    if tls or timeout or refused:
+        # pip's output shows the transport error only among its retries; the same request made directly names it
+        diagnosis = diagnose_index(index_url, spec.name, opts)
+        if diagnosis and diagnosis.startswith(UNREACHABLE):
+            return diagnosis
+    if tls:
+        return (
+            f"pip could not verify the TLS certificate of {safe}; pass the CA bundle that signed it as ca_path "
+            "(pypi_ca_path), which pip gets as --cert."
+        )
+    if refused and not timeout:
         return f"The index {safe} is unreachable (connection failed); check the URL and that the server is running."
-    if "read timed out" in low or "connecttimeout" in low:
-        return f"The index {safe} did not answer in time; check the server or raise read_timeout."
+    if timeout:
+        return f"The index {safe} did not answer in time; check the server or raise read_timeout (pypi_read_timeout)."
     if "no matching distribution found" in low or "could not find a version" in low:
         diagnosis = None
         seen = re.search(r"\(from versions: ([^)]*)\)", text)
@@ -386,12 +407,17 @@ def install_and_import(module: t.Any | None, spec: InstallSpec, opts: http.Clien
     result: dict[str, t.Any] = {"changed": False, "requirement": spec.requirement, "index_url": safe_index}
     try:
         os.mkdir(auth_dir, 0o700)
-        netrc_path = write_netrc(auth_dir, host, opts.username, opts.password)
+        if opts.has_credentials:
+            netrc_path = write_netrc(auth_dir, host, opts.username, opts.password)
+        else:  # no password, no credentials (an empty netrc, so that no ~/.netrc is read either)
+            netrc_path = write_netrc(auth_dir, None, None, None)
         venv_python = create_venv(module, python, venv_dir, spec.timeout)
         report_path = os.path.join(work, "report.json")
         argv = pip_argv(python, venv_python, index_url, spec.requirement, report_path, opts, spec.pre, spec.retries)
         result["cmd"] = argv
-        res = runner.run(module, argv, spec.timeout, env=pip_env(netrc_path), cwd=work)
+        res = runner.run(
+            module, argv, spec.timeout, env=pip_env(netrc_path, opts.ca_path if opts.validate_certs else None), cwd=work
+        )
         pip_tail = runner.tail(res.text, 20).splitlines()
         if res.timed_out:
             raise InstallError(

@@ -76,7 +76,9 @@ def make_args(
     }
 
 
-def build_argv(args: dict[str, t.Any], local_port: int) -> list[str]:
+def build_argv(args: dict[str, t.Any], local_port: int, timeout: float | None = None) -> list[str]:
+    """kubectl's argv. With ``timeout``, kubectl gives up waiting for a running pod a second before the module does,
+    so that its own reason (no pod behind the Service) ends up in the message instead of a silent timeout."""
     if args.get("argv_override"):
         ports = {"{local}": str(local_port), "{remote}": str(args["remote_port"])}
         out = []
@@ -90,8 +92,80 @@ def build_argv(args: dict[str, t.Any], local_port: int) -> list[str]:
         argv += ["--kubeconfig", args["kubeconfig"]]
     if args.get("context"):
         argv += ["--context", args["context"]]
+    if timeout is not None:
+        argv.append(f"--pod-running-timeout={max(0.5, timeout - 1.0):g}s")
     argv += [args["target"], f"{local_port}:{args['remote_port']}"]
     return argv
+
+
+# kubectl's last words -> what to do (first match wins). {ns}, {target}, {user}, {verb}, {resource} are filled in.
+_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r'context "[^"]*" does not exist|context was not found'),
+        "the context is not in the kubeconfig: check context (pypi_k8s_context) against kubectl config get-contexts",
+    ),
+    (
+        re.compile(r"error loading config file|stat .*: no such file|invalid configuration|no configuration has been"),
+        "the kubeconfig cannot be used: check kubeconfig (pypi_k8s_kubeconfig) and that the file is a valid kubeconfig",
+    ),
+    (
+        re.compile(r'namespaces "[^"]*" not found'),
+        "namespace {ns} does not exist: check the namespace (pypi_k8s_namespace) and the kubeconfig context",
+    ),
+    (
+        re.compile(r'(services|pods|deployments\.apps|statefulsets\.apps) "[^"]*" not found'),
+        "{target} does not exist in namespace {ns}: check the release name (pypi_k8s_release) and namespace; the "
+        "forward also needs RBAC get services and pods and create pods/portforward",
+    ),
+    (
+        re.compile(r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)"'),
+        "RBAC forbids {verb} {resource} in {ns} for {user}: grant it to the service account/user",
+    ),
+    (
+        re.compile(r"pod is not running\. Current status=(?P<phase>\w+)"),
+        "the pod behind {target} is not running ({phase}): check kubectl describe pod -n {ns} (image pull, "
+        "scheduling, volumes), or use the pod_restart module's wait mode to see why",
+    ),
+    (
+        re.compile(r"timed out waiting for the condition"),
+        "no running pod behind {target} appeared: the Service's selector matches no pod, or none starts; check "
+        "kubectl get pods,endpoints -n {ns}",
+    ),
+    (
+        re.compile(r"You must be logged in|Unauthorized|provide credentials"),
+        "the API server rejected the credentials: renew the token or certificate of the kubeconfig user",
+    ),
+    (
+        re.compile(r"connection refused|Unable to connect to the server|no such host|i/o timeout|x509"),
+        "the API server is unreachable: check the server address and CA of the kubeconfig context and the network",
+    ),
+)
+_GENERIC_HINT = "check the service name, namespace, that the cluster is reachable and RBAC (pods/portforward)"
+
+
+def hint(tail: list[str], args: dict[str, t.Any]) -> str:
+    """What to do next, read from kubectl's output (the generic advice when nothing is recognised)."""
+    text = "\n".join(tail)
+    for pattern, advice in _HINTS:
+        m = pattern.search(text)
+        if m:
+            fields = {"ns": args["namespace"], "target": args["target"], "user": "", "verb": "", "resource": ""}
+            fields.update({k: v for k, v in m.groupdict().items() if v})
+            return advice.format(**fields)
+    return _GENERIC_HINT
+
+
+def check_kubeconfig(path: str | None) -> None:
+    """A given kubeconfig must be a readable file (kubectl would only say 'stat ...')."""
+    if not path:
+        return
+    if not os.path.isfile(path):
+        raise ServerError(f"kubeconfig {path} does not exist or is not a file; check kubeconfig (pypi_k8s_kubeconfig).")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ServerError(f"kubeconfig {path} is unreadable ({exc.strerror}); check its permissions.") from None
 
 
 def same_args(state: dict[str, t.Any] | None, args: dict[str, t.Any], local_port: int = 0) -> bool:
@@ -160,9 +234,10 @@ def _what(args: dict[str, t.Any]) -> str:
 
 
 def _launch(args: dict[str, t.Any], port: int, state_dir: str, timeout: float) -> dict[str, t.Any]:
+    check_kubeconfig(args.get("kubeconfig"))
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     log_path = os.path.join(state_dir, LOG_FILE)
-    argv = build_argv(args, port)
+    argv = build_argv(args, port, timeout)
     proc, token, offset = spawn_detached(argv, log_path, state_dir)
     state = {
         "args": args,
@@ -199,11 +274,7 @@ def _launch(args: dict[str, t.Any], port: int, state_dir: str, timeout: float) -
         _remove_state(state_dir)
         tail = tail_since(log_path, offset)
         last = tail[-1].strip() if tail else "no output"
-        raise ServerError(
-            f"{_what(args)} {problem} (last log line: {last}); "
-            "check the service name, namespace, that the cluster is reachable and RBAC (pods/portforward).",
-            tail,
-        )
+        raise ServerError(f"{_what(args)} {problem} (last log line: {last}); {hint(tail, args)}.", tail)
     out = describe(state)
     out["startup_seconds"] = round(time.monotonic() - start, 3)
     proc.returncode = 0  # the process keeps running; avoid a ResourceWarning when the Popen goes away

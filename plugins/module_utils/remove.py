@@ -165,6 +165,36 @@ def server_key(filename: str) -> tuple[str, str] | None:
     return name, _PKGNAME_PARTS.split(path[len(name) + 1 :])[0]
 
 
+_VERSION_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*$")
+
+
+def check_versions(versions: t.Sequence[str]) -> None:
+    """RemoveError for an entry that cannot be the version part of any file name (empty, spaces, '==', '/'...)."""
+    for version in versions:
+        text = str(version).strip()
+        if not _VERSION_CHARS.match(text):
+            raise RemoveError(
+                f"versions entry {version!r} is not a version (letters, digits and . _ + ! - only, no operator "
+                "such as '=='); give the versions as the index lists them, for example 1.0.0."
+            )
+
+
+def check_found(project: str, versions: t.Sequence[str], absent: t.Sequence[str], listed: t.Iterable[str]) -> None:
+    """RemoveError for an absent entry that is not a PEP 440 version either: a typo, not an already removed version."""
+    for version in versions:
+        norm = normalize_version(version)
+        if norm not in absent:
+            continue
+        try:
+            Version(norm)
+        except InvalidVersion:
+            seen = ", ".join(listed) or "none"
+            raise RemoveError(
+                f"versions entry {version!r} is not a PEP 440 version and {project} has no file with that version "
+                f"(versions on the index: {seen}); give the versions as the index lists them, for example 1.0.0."
+            ) from None
+
+
 def normalize_version(version: str) -> str:
     """PEP 440 normal form of a version (``1.0.0-RC1`` -> ``1.0.0rc1``); the text itself when it is not PEP 440."""
     try:
@@ -301,11 +331,14 @@ def prove_gone(
 ) -> tuple[list[str], list[str]]:
     """``still_there`` until both lists are empty or ``wait`` seconds passed (caches, eventually consistent storage)."""
     deadline = time.monotonic() + max(0.0, wait)
+    delay = 0.1
     while True:
         left, served = still_there(session, simple_url, group, opts)
-        if (not left and not served) or time.monotonic() >= deadline:
+        remaining = deadline - time.monotonic()
+        if (not left and not served) or remaining <= 0:
             return left, served
-        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 2.0)
 
 
 def remove_group(
@@ -369,6 +402,7 @@ def run(
 
     if name is not None:
         project = check_name(name, "name")
+        check_versions(versions)
         files = list_files(session, simple_url, project, opts)
         if not files:
             # a 404 from a wrong simple_url must not pass as "already gone": the index root has to answer
@@ -381,6 +415,7 @@ def run(
         groups = plan_project(project, files, versions)
         found = {g["version"] for g in groups}
         out["absent"] = [v for v in (normalize_version(v) for v in versions) if v not in found]
+        check_found(project, versions, out["absent"], sorted(found))
     else:
         pre = check_name(prefix, "prefix")
         try:

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 import time
 import typing as t
 from html.parser import HTMLParser
@@ -437,6 +438,21 @@ def fetch_projects(session: t.Any, simple_url: str, opts: httputil.ClientOptions
 def project_url(simple_url: str, project: str) -> str:
     """URL of a project's page under the index root, with the name exactly as given (quoted)."""
     return urljoin(_dir_url(simple_url), quote(project.strip(), safe="") + "/")
+
+
+def missing_project_status(session: t.Any, simple_url: str, opts: httputil.ClientOptions) -> tuple[str, int | None]:
+    """(URL, status) of the page of a project that cannot exist; None when no answer came.
+
+    A simple index answers 404 (or, with a fallback index, a redirect: not followed here); a page that answers
+    200 to every path (a web server's default page, a login page, a single-page app) answers 200.
+    """
+    url = project_url(simple_url, f"pypi-ops-no-such-project-{secrets.token_hex(4)}")
+    try:
+        resp = session.get(url, headers={"Accept": ACCEPT}, timeout=opts.timeout, allow_redirects=False, stream=True)
+        resp.close()
+    except requests.RequestException:
+        return url, None
+    return url, resp.status_code
 
 
 def fetch_project(session: t.Any, simple_url: str, project: str, opts: httputil.ClientOptions) -> dict[str, t.Any]:

@@ -43,8 +43,9 @@ DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".egg")
 HINTS = {
     "exists": "the file is already on the index and the server does not overwrite; bump the version "
     "(or start the server with --overwrite if replacing releases is intended)",
-    "unauthorized": "the server wants credentials for uploads: set username/password",
-    "forbidden": "the credentials were refused: check username/password or the server's htpasswd file",
+    "unauthorized": "the server wants credentials for uploads: set username/password (pypi_username/pypi_password)",
+    "forbidden": "the credentials were refused: check username/password (pypi_username/pypi_password) or the server's "
+    "htpasswd file",
     "too_large": "a body-size limit refused the upload: raise the ingress annotation "
     "nginx.ingress.kubernetes.io/proxy-body-size or the reverse proxy's client_max_body_size",
     "rejected": "the server refused the request as malformed: read the server's message below",
@@ -112,6 +113,22 @@ def check_files(paths: list[str]) -> str | None:
 # ---------------------------------------------------------------- twine
 
 
+# twine with TLS verification off (validate_certs: false): its upload session gets verify=False, where twine would set
+# its --cert CA; the rest of twine runs unchanged. A twine without that hook fails loudly instead of verifying.
+TWINE_NO_VERIFY = (
+    "import os, sys, warnings\n"
+    "import twine.repository as r\n"
+    "for name in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'):\n"
+    "    os.environ.pop(name, None)  # requests would verify against them after all\n"
+    "if not hasattr(r.Repository, 'set_certificate_authority'):\n"
+    "    sys.exit('this twine cannot be run with TLS verification off; give ca_path instead of validate_certs: false')\n"
+    "def no_verify(self, cacert):\n"
+    "    self.session.verify = False\n"
+    "r.Repository.set_certificate_authority = no_verify\n"
+    "warnings.filterwarnings('ignore', message='Unverified HTTPS request')\n"
+    "from twine.__main__ import main\n"
+    "sys.exit(main())\n"
+)
 _TWINE_HTTP = re.compile(r"HTTPError:\s+(\d{3})")
 _CONTENT = re.compile(r"Content received from server:\s*(.*?)(?:\n\S*ERROR|\Z)", re.S)
 
@@ -126,12 +143,16 @@ def parse_twine(rc: int, text: str) -> Outcome:
         status = int(match.group(1))
         content = _CONTENT.search(clean)
         body = content.group(1) if content else clean
-        return Outcome(classify(status, body), status, server_message(body) or runner.tail(clean, 3))
+        pre = re.search(r"<pre>.*?</pre>", clean, re.S | re.I)  # pypiserver's message, wherever twine printed it
+        said = server_message(body) if content else server_message(pre.group(0)) if pre else ""
+        if not said:  # an empty error page (or none): twine's own lines from "HTTPError: ..." on say it
+            said = " ".join(clean[match.start() :].split())[:300]
+        return Outcome(classify(status, body), status, said)
     if "InvalidDistribution" in clean:
         return Outcome("invalid_dist", None, runner.tail(clean, 2))
     low = clean.lower()
     if any(s in low for s in ("connectionerror", "max retries exceeded", "connection refused", "failed to resolve")):
-        return Outcome("unreachable", None, runner.tail(clean, 2))
+        return Outcome("unreachable", None, "twine: " + runner.tail(clean, 1))
     return Outcome("error", None, runner.tail(clean, 6))
 
 
@@ -143,10 +164,10 @@ def twine_upload(
     timeout: float,
     python: str | None = None,
 ) -> Outcome:
+    twine = ["-c", TWINE_NO_VERIFY] if not opts.validate_certs else ["-m", "twine"]
     argv = [
         python or sys.executable,
-        "-m",
-        "twine",
+        *twine,
         "upload",
         "--non-interactive",
         "--disable-progress-bar",
@@ -154,16 +175,20 @@ def twine_upload(
         "--repository-url",
         repository_url,
     ]
-    if opts.ca_path:
+    if opts.ca_path and opts.validate_certs:
         argv += ["--cert", opts.ca_path]
     argv.append(path)
-    env = {
-        "TWINE_USERNAME": opts.username or "",
+    env = {  # no password means no credentials: a user name alone would only be refused (403 instead of 401)
+        "TWINE_USERNAME": (opts.username or "") if opts.has_credentials else "",
         "TWINE_PASSWORD": opts.password or "",
         "TWINE_NON_INTERACTIVE": "1",
         "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
         "NO_COLOR": "1",
     }
+    if opts.ca_path and opts.validate_certs:
+        # requests lets these variables override the session's CA (twine's --cert) when they are set, as on many CI
+        # machines; point them at the same bundle so that --cert is what twine verifies with.
+        env.update(REQUESTS_CA_BUNDLE=opts.ca_path, CURL_CA_BUNDLE=opts.ca_path)
     res = runner.run(module, argv, timeout, env=env)
     if res.timed_out:
         return Outcome("error", None, f"twine did not finish within {timeout:g}s")
@@ -250,9 +275,19 @@ def preflight(session: t.Any, url: str, opts: httputil.ClientOptions) -> str | N
 def explain(filename: str, got: Outcome, expected: t.Iterable[str]) -> str:
     """The one failure sentence for an unexpected outcome."""
     want = " or ".join(expected)
+    if got.outcome == "unreachable" and got.detail:  # the transport sentence already names cause and next step
+        return f"Upload of {filename}: expected {want}, got no answer: {' '.join(got.detail.split())}"
     status = f" (HTTP {got.status})" if got.status else ""
     hint = HINTS.get(got.outcome, "")
-    detail = f" Server/client said: {got.detail}" if got.detail else ""
+    if got.status in (502, 503, 504):
+        hint = httputil.http_status_hint(got.status)
+    if got.status == 405:
+        hint = (
+            "the URL does not take uploads (405 Method Not Allowed), so it is not a package index's upload endpoint: "
+            "check repository_url (pypi_url / pypi_upload_url)"
+        )
+    said = " ".join((got.detail or "").split())  # one line, whatever the client printed
+    detail = f" Server/client said: {said}" if said else ""
     return f"Upload of {filename}: expected {want}, got {got.outcome}{status}; {hint}.{detail}".replace(";.", ".")
 
 

@@ -22,6 +22,8 @@ attributes:
     description: Read-only; runs in check mode too.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
 options:
@@ -46,6 +48,23 @@ options:
     description: Follow redirects (at most 10).
     type: bool
     default: true
+  method:
+    description: HTTP method. V(POST) sends O(form) as an URL-encoded body.
+    type: str
+    choices: [GET, POST]
+    default: GET
+  form:
+    description:
+      - "Form fields of a V(POST), for example C({\":action\": \"verify\"}), which pypiserver authenticates and ignores."
+    type: dict
+    default: {}
+  compare_anonymous:
+    description:
+      - When a password is given and the answer is acceptable, send the same request once more without credentials.
+      - If that is accepted too, the server did not need the credentials; the module warns, and returns
+        RV(credentials_needed=false). Otherwise RV(credentials_needed=true). Nothing is compared without a password.
+    type: bool
+    default: false
   progress_file:
     description:
       - File this module rewrites while it waits (O(wait)), with the attempt number and the last error, as one small
@@ -60,6 +79,15 @@ EXAMPLES = r"""
   pypi_ops.pypiserver.http_check:
     url: http://127.0.0.1:8080/health
     wait: 30
+
+- name: Do uploads need the credentials? (pypiserver authenticates and ignores :action=verify)
+  pypi_ops.pypiserver.http_check:
+    url: http://127.0.0.1:8080/
+    method: POST
+    form: {":action": "verify"}
+    username: ci
+    password: "{{ pypi_password }}"
+    compare_anonymous: true
 """
 
 RETURN = r"""
@@ -88,6 +116,14 @@ attempts:
   description: Requests made.
   returned: always
   type: int
+anonymous_status:
+  description: HTTP status of the same request without credentials (V(-1) when it did not get an answer).
+  returned: when O(compare_anonymous=true), a password is given and the answer was acceptable
+  type: int
+credentials_needed:
+  description: Whether the request without credentials was refused; V(false) comes with a warning.
+  returned: when O(compare_anonymous=true), a password is given and the answer was acceptable
+  type: bool
 """
 
 import re
@@ -102,6 +138,12 @@ from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progres
 _HREF = re.compile(r"<a\s[^>]*href=[\"']([^\"']*)[\"']", re.I)
 
 
+def _request(session: t.Any, p: dict[str, t.Any], opts: httputil.ClientOptions, **kwargs: t.Any) -> t.Any:
+    if p["method"] == "POST":
+        kwargs["data"] = p["form"]
+    return session.request(p["method"], p["url"], timeout=opts.timeout, allow_redirects=p["follow_redirects"], **kwargs)
+
+
 def run(module: AnsibleModule) -> dict[str, t.Any]:
     p = module.params
     opts = httputil.ClientOptions.from_params(p)
@@ -114,11 +156,17 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         attempts += 1
         start = time.monotonic()
         try:
-            resp = session.get(p["url"], timeout=opts.timeout, allow_redirects=p["follow_redirects"])
+            resp = _request(session, p, opts)
             status = resp.status_code
             if status in p["status"]:
-                return _ok(module, resp, time.monotonic() - start, attempts)
-            last_msg = f"{httputil.redact_url(p['url'])} answered HTTP {status}, expected {p['status']}: {httputil.http_status_hint(status)}."
+                result = _ok(module, resp, time.monotonic() - start, attempts)
+                if p["compare_anonymous"] and opts.has_credentials:
+                    result.update(_compare_anonymous(module, session, p, opts))
+                return result
+            last_msg = (
+                f"{httputil.redact_url(p['url'])} answered HTTP {status}, expected {p['status']}: "
+                f"{httputil.http_status_hint(status)}."
+            )
         except Exception as exc:  # noqa: BLE001 - transport errors become one sentence
             last_msg = httputil.describe_error(exc, p["url"], opts)
         if time.monotonic() + delay > deadline:
@@ -128,6 +176,32 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         prog.update(attempts, detail=f"up to {p['wait']:g} s; {last_msg}")
         time.sleep(delay)
         delay = min(delay * 2, 2.0)
+
+
+def _compare_anonymous(
+    module: AnsibleModule, session: t.Any, p: dict[str, t.Any], opts: httputil.ClientOptions
+) -> dict[str, t.Any]:
+    """The same request without credentials: accepted too means the server did not need them (a warning)."""
+    try:
+        anonymous = _request(session, p, opts, auth=_NoAuth()).status_code
+    except Exception:  # noqa: BLE001 - no answer proves nothing either way
+        return {"anonymous_status": -1, "credentials_needed": True}
+    needed = anonymous not in p["status"]
+    if not needed:
+        module.warn(
+            f"Credentials were given, but {httputil.redact_url(p['url'])} accepted the {p['method']} without any "
+            f"(HTTP {anonymous}): the server does not authenticate it. Enable authentication on the server if it "
+            "should (pypiserver: -a update -P htpasswd), or drop the credentials."
+        )
+    return {"anonymous_status": anonymous, "credentials_needed": needed}
+
+
+class _NoAuth:
+    """A requests auth hook that strips the Authorization header (the session's credentials) off one request."""
+
+    def __call__(self, request: t.Any) -> t.Any:
+        request.headers.pop("Authorization", None)
+        return request
 
 
 def _ok(module: AnsibleModule, resp: t.Any, elapsed: float, attempts: int) -> dict[str, t.Any]:
@@ -159,6 +233,9 @@ def main() -> None:
         expect_html=dict(type="bool", default=False),
         wait=dict(type="float", default=0.0),
         follow_redirects=dict(type="bool", default=True),
+        method=dict(type="str", default="GET", choices=["GET", "POST"]),
+        form=dict(type="dict", default={}),
+        compare_anonymous=dict(type="bool", default=False),
         progress_file=dict(type="path"),
         **httputil.CLIENT_ARGS,
     )

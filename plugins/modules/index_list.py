@@ -17,6 +17,8 @@ description:
   - With O(verify_hashes), every listed file is downloaded (streamed, never held in memory) and its digest checked.
   - Every failure (refused connection, DNS, TLS, 401/403/404/5xx, a page that is not an index) is one sentence that
     names the cause and the next step.
+  - An HTML index root is told apart from a page that answers every path (a web server's default page, a login page)
+    by requesting the page of a project that cannot exist too (redirects not followed); a 200 there fails the task.
 author:
   - pypi_ops contributors
 attributes:
@@ -25,6 +27,8 @@ attributes:
     description: The module only reads, so it runs unchanged in check mode; C(changed) is always false.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
 options:
@@ -141,6 +145,11 @@ links_found:
   returned: success
   type: int
   sample: 2
+missing_project_status:
+  description: Status of the page of a project that cannot exist (V(404) on an index; V(null) without an answer).
+  returned: when O(project) is not given and the root answered HTML
+  type: int
+  sample: 404
 projects:
   description: Normalized project names, sorted.
   returned: when O(project) is not given
@@ -232,6 +241,19 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
                 f"{listing['url']} redirected to another host ({listing['final_url']}); "
                 "the listing came from there (a fallback index?), and credentials are not sent across hosts."
             )
+        if not p["project"] and listing["format"] == "html":
+            missing_url, result["missing_project_status"] = si.missing_project_status(
+                session, listing["final_url"], opts
+            )
+            if result["missing_project_status"] == 200:
+                links = "with no links" if not listing["links_found"] else f"with {listing['links_found']} link(s)"
+                module.fail_json(
+                    msg=f"{listing['final_url']} is not a PyPI simple index: it answers {listing['content_type'] or 'a page'} "
+                    f"{links}, and 200 for {missing_url}, a project that cannot exist, too: a page that answers every "
+                    "path (a web server's default page, a login page or a single-page app?); check the URL "
+                    "(pypi_url / pypi_simple_url; the simple index usually ends in /simple/).",
+                    **result,
+                )
         if p["require_links"] and not listing["links_found"]:
             module.fail_json(
                 msg=f"{listing['final_url']} answered {listing['content_type'] or 'no Content-Type'} with no links for "

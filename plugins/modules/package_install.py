@@ -33,6 +33,8 @@ attributes:
     description: Nothing is installed; the result says C(skipped=true).
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 options:
   index_url:
     description: The simple index of the server under test, e.g. C(http://127.0.0.1:8080/simple/).
@@ -98,6 +100,8 @@ options:
     type: float
     default: 30
 notes:
+  - With O(ca_path), pip gets C(--cert) and C(REQUESTS_CA_BUNDLE)/C(CURL_CA_BUNDLE) name the same bundle (when set, as on
+    many CI machines, they would override C(--cert) inside pip).
   - Only wheels are considered (C(--only-binary :all:)); an index that holds only the sdist makes this module fail.
   - pip reports a 401 or an unreachable index only as "from versions none"; the module then asks the project page
     directly to tell which.

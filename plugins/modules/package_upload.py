@@ -18,6 +18,9 @@ description:
   - O(expect) lets a negative test assert a refusal; any other outcome fails the task with one message that
     names what was expected, what came back and the usual cause.
   - Credentials reach twine through C(TWINE_USERNAME)/C(TWINE_PASSWORD) in its environment, never its argv.
+notes:
+  - With O(ca_path), twine gets C(--cert) and C(REQUESTS_CA_BUNDLE)/C(CURL_CA_BUNDLE) name the same bundle (when set, as
+    on many CI machines, they would override C(--cert) inside twine).
 author:
   - pypi_ops contributors
 attributes:
@@ -26,6 +29,8 @@ attributes:
     description: Validates the files and reports what would be uploaded; nothing is sent.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
 options:
@@ -63,11 +68,14 @@ options:
     description: Interpreter with twine installed. Defaults to the one running the module.
     type: path
   validate_certs:
-    description: Verify TLS certificates. Twine cannot skip verification, so V(false) requires O(client=http).
+    description:
+      - Verify TLS certificates. V(false) works, with a warning; prefer O(ca_path) for a private CA.
+      - Twine has no switch for it, so with V(false) twine runs with its upload session's C(verify) turned off (where
+        twine would set its C(--cert) CA); everything else in twine is unchanged.
     type: bool
     default: true
   ca_path:
-    description: CA bundle for a private CA (twine C(--cert)).
+    description: CA bundle for a private CA (twine C(--cert); the direct client verifies with it too).
     type: path
   read_timeout:
     description: Seconds to wait for an answer (http client).
@@ -196,10 +204,6 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     if problem:
         module.fail_json(msg=problem)
     opts = httputil.ClientOptions.from_params(p)
-    if p["client"] == "twine" and not opts.validate_certs:
-        module.fail_json(
-            msg="twine cannot skip TLS verification; give ca_path, or use client: http with validate_certs: false."
-        )
     httputil.warn_insecure(module, opts)
     if module.check_mode:
         return {

@@ -14,10 +14,13 @@ description:
   - Restarts the pods of a pypiserver deployment, for restart and persistence tests, and waits for the replacements.
   - V(delete) mode deletes each selected pod with a uid precondition, so only the pod that was looked at is deleted.
   - V(rollout) mode does what C(kubectl rollout restart) does, bumping the C(kubectl.kubernetes.io/restartedAt) annotation of the pod template.
+  - V(wait) mode restarts nothing. It waits until the selected pods are Ready (any uid), for example to check a release
+    before testing it, with the same diagnosis on a timeout.
   - A replacement counts only when its uid is new, its C(Ready) condition is C(True) and it is not terminating.
     An old pod that is terminating but still Ready, or a StatefulSet pod back under the same name, never ends the wait early.
   - On a timeout the module fails with one diagnosis per pod (phase, conditions, container waiting reasons such as
-    C(ImagePullBackOff) or C(CrashLoopBackOff), C(Unschedulable), C(Multi-Attach)).
+    C(ImagePullBackOff) with the image or C(CrashLoopBackOff) with the last exit code, C(Unschedulable), C(Multi-Attach))
+    and what to do next.
 author:
   - pypi_ops contributors
 requirements:
@@ -25,7 +28,7 @@ requirements:
 attributes:
   check_mode:
     support: full
-    description: Reports which pods would be restarted; nothing is deleted or patched.
+    description: Reports which pods would be restarted; nothing is deleted or patched. V(wait) mode only reads, and runs the same.
   diff_mode:
     support: none
 extends_documentation_fragment:
@@ -48,17 +51,21 @@ options:
     description:
       - V(delete) deletes the selected pods; their controller creates the replacements.
       - V(rollout) patches the restartedAt annotation of O(deployment) or O(statefulset).
+      - V(wait) restarts nothing and waits until O(expected) of the selected pods are Ready; it fails at once when
+        no pod matches.
     type: str
-    choices: [delete, rollout]
+    choices: [delete, rollout, wait]
     default: delete
   grace_period:
     description: Termination grace period in seconds for V(delete) mode. Defaults to each pod's own.
     type: int
   expected:
-    description: Number of new Ready pods to wait for. Defaults to the number of pods selected before the restart.
+    description:
+      - Number of new Ready pods to wait for (in V(wait) mode, Ready pods). Defaults to the number of pods selected
+        before the restart.
     type: int
   timeout:
-    description: Seconds to wait for the replacements to be Ready.
+    description: Seconds to wait for the replacements (in V(wait) mode, the pods) to be Ready.
     type: float
     default: 120
   poll_interval:
@@ -100,6 +107,13 @@ EXAMPLES = r"""
     namespace: pypi
     label_selector: app.kubernetes.io/name=pypiserver
   check_mode: true
+
+- name: The release's pods are Ready (nothing is restarted)
+  pypi_ops.pypiserver.pod_restart:
+    namespace: pypi
+    label_selector: app.kubernetes.io/instance=pypi
+    mode: wait
+    timeout: 60
 """
 
 RETURN = r"""
@@ -118,7 +132,7 @@ old_pods:
     uid: {description: Pod uid., type: str, returned: always}
     node: {description: Node the pod ran on., type: str, returned: when scheduled, sample: node-1}
 new_pods:
-  description: Replacement pods that are Ready (new uids). Empty in check mode.
+  description: Replacement pods that are Ready (new uids); in V(wait) mode, the Ready pods. Empty in check mode (except V(wait)).
   returned: always
   type: list
   elements: dict
@@ -165,22 +179,30 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     selector, pods = kw.select_pods(core, ns, p["label_selector"], p["deployment"], p["statefulset"], apps=apps)
     old_uids = [pod.metadata.uid for pod in pods]
     live = [pod for pod in pods if not kw.terminating(pod)]
+    waiting_only = p["mode"] == "wait"
+    if not live and waiting_only:
+        raise kw.K8sError(
+            f"no pod matches {selector} in namespace {ns}; check that the workload is installed there "
+            f"(kubectl get pods -n {ns} --show-labels) and the selector, namespace and kubeconfig context"
+        )
     if not live:
         raise kw.K8sError(f"selector {selector} matches no running pods in namespace {ns}")
     old_pods = [kw.pod_info(pod) for pod in live]
     expected = p["expected"] or len(live)
     result: dict[str, t.Any] = {
-        "changed": True,
+        "changed": not waiting_only,
         "selector": selector,
         "old_pods": old_pods,
         "new_pods": [],
         "elapsed": 0.0,
     }
-    if module.check_mode:
+    if module.check_mode and not waiting_only:
         return result
 
     start = time.monotonic()
-    if p["mode"] == "delete":
+    if waiting_only:
+        old_uids = []  # any Ready pod counts
+    elif p["mode"] == "delete":
         for pod in live:
             kw.delete_pod(core, ns, pod, p["grace_period"])
     else:
@@ -188,7 +210,8 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         kw.rollout_restart(apps, ns, kind, name, stamp)
     try:
-        prog = progress.Progress(p["progress_file"], "restart", total=expected, unit="new Ready pods")
+        unit = "Ready pods" if waiting_only else "new Ready pods"
+        prog = progress.Progress(p["progress_file"], "wait" if waiting_only else "restart", total=expected, unit=unit)
         new = kw.wait_for_new_ready(
             core, ns, selector, old_uids, expected, p["timeout"], p["poll_interval"], progress=prog
         )
@@ -212,7 +235,7 @@ def main() -> None:
         label_selector=dict(type="str"),
         deployment=dict(type="str"),
         statefulset=dict(type="str"),
-        mode=dict(type="str", default="delete", choices=["delete", "rollout"]),
+        mode=dict(type="str", default="delete", choices=["delete", "rollout", "wait"]),
         grace_period=dict(type="int"),
         expected=dict(type="int"),
         timeout=dict(type="float", default=120.0),

@@ -133,9 +133,16 @@ def choose_pod(core: t.Any, namespace: str, pod: str | None, selector: str | Non
         return pod
     pods = sorted(kw.list_pods(core, namespace, selector or ""), key=lambda x: x.metadata.name)
     ready = [x for x in pods if kw.pod_ready(x)]
+    if not ready and not pods:
+        raise kw.K8sError(
+            f"no Ready pod matches {selector} in namespace {namespace} (none match); check the selector, that the "
+            f"release is installed in {namespace} (kubectl get pods -n {namespace} --show-labels) and the kubeconfig context"
+        )
     if not ready:
-        seen = "; ".join(kw.diagnose(x) for x in pods) or "none match"
-        raise kw.K8sError(f"no Ready pod matches {selector} in namespace {namespace} ({seen})")
+        seen = "; ".join(kw.diagnose(x) for x in pods)
+        raise kw.K8sError(
+            f"no Ready pod matches {selector} in namespace {namespace} ({seen}); next: {kw.next_step(pods, namespace)}"
+        )
     return ready[0].metadata.name
 
 

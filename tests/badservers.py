@@ -1,0 +1,424 @@
+"""Real servers on 127.0.0.1 that fail the way broken or wrong deployments do, for the bad-input tests.
+
+Nothing here stands in for pypiserver: each helper is either a real server with a real fault (a port
+that accepts and never answers, one that answers too late, a 5xx, a page that is not an index, a
+redirect loop) or a real TLS-terminating reverse proxy in front of a real pypiserver, with
+certificates made by the test (``make_certs``): a private CA, a server certificate it signed, an
+expired one, one for another host name.
+
+Every server is a context manager; ``stop()`` ends its accept loop, shuts down every connection it
+holds and joins every thread it started (the handler threads included), so nothing outlives a test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import http.client
+import ipaddress
+import json
+import socket
+import ssl
+import threading
+import typing as t
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+# A host name that can never resolve (RFC 6761 reserves .invalid).
+UNRESOLVABLE_HOST = "pypi-ops-no-such-host.invalid"
+HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization"}
+# What a web server's default page looks like: HTML, a title, no links at all.
+HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Welcome</title></head><body><h1>It works!</h1></body></html>\n"
+# JSON, but not a PEP 691 document (no meta.api-version): a health or status API at the URL.
+JSON_DOC = json.dumps({"status": "ok", "service": "something-else", "version": "3.2.1"}).encode()
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP(S) server on 127.0.0.1 that can be stopped completely.
+
+    Handler threads are not daemons and are joined at close; every accepted connection is tracked so
+    that ``stop`` can shut it down and wake a handler blocked on it. With ``tls`` the TLS handshake
+    happens in the handler thread (a client that never finishes it cannot block the accept loop).
+    """
+
+    daemon_threads = False
+    block_on_close = True
+    allow_reuse_address = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None):
+        self.tls = tls
+        self.stopping = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), handler)
+
+    def _track(self, sock: socket.socket, add: bool) -> None:
+        with self._conns_lock:
+            if add:
+                self._conns.add(sock)
+            else:
+                self._conns.discard(sock)
+
+    def finish_request(self, request: t.Any, client_address: t.Any) -> None:
+        self._track(request, True)
+        conn = request
+        try:
+            if self.tls is not None:
+                request.settimeout(10)
+                try:
+                    conn = self.tls.wrap_socket(request, server_side=True)
+                except OSError:  # the client refused our certificate, or went away: nothing to serve
+                    return
+                self._track(conn, True)
+                conn.settimeout(None)
+            if self.stopping.is_set():
+                return
+            self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            self._track(request, False)
+            if conn is not request:
+                self._track(conn, False)
+                with contextlib.suppress(OSError):
+                    conn.close()
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        pass  # a client that hung up is normal here; never print a traceback into the test output
+
+    def shutdown_all(self) -> None:
+        self.stopping.set()
+        with self._conns_lock:
+            conns = list(self._conns)
+        for sock in conns:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Managed:
+    """Start/stop of a ``_Server`` in its own thread; a context manager."""
+
+    scheme = "http"
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None, host: str = ""):
+        self.server = _Server(handler, tls)
+        self.server.owner = self  # type: ignore[attr-defined]
+        self.port = self.server.server_address[1]
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://{host or '127.0.0.1'}:{self.port}/"
+        self.requests = 0
+        self._count_lock = threading.Lock()
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self._started = False
+
+    def count(self) -> int:
+        with self._count_lock:
+            self.requests += 1
+            return self.requests
+
+    def start(self) -> _Managed:
+        self._thread.start()
+        self._started = True
+        return self
+
+    def __enter__(self) -> t.Any:
+        return self.start()
+
+    def __exit__(self, *_exc: t.Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._started:
+            self.server.shutdown()  # the accept loop ends
+            self._thread.join(10)
+            self._started = False
+        self.server.shutdown_all()  # wake every handler blocked on a connection
+        self.server.server_close()  # joins the handler threads
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # an idle keep-alive connection does not hold a thread for long
+
+    def log_message(self, *_args: t.Any) -> None:
+        pass
+
+    @property
+    def owner(self) -> t.Any:
+        return self.server.owner  # type: ignore[attr-defined]
+
+    def _drain(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        while length > 0:
+            block = self.rfile.read(min(length, 1 << 16))
+            if not block:
+                break
+            length -= len(block)
+
+    def _answer(
+        self, status: int, body: bytes, ctype: str = "text/html", headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+class BadServer(_Managed):
+    """A real HTTP server with one fault, for every path and method.
+
+    - ``silent``: accepts connections, reads nothing, never answers (a hung server);
+    - ``slow``: reads the request, answers 200 only after ``delay`` seconds (past any small read timeout);
+    - ``status``: answers ``status`` (default 503) with a small HTML error page;
+    - ``html``: GET answers 200 with an HTML page without a single link, POST 405 (a web server's default page);
+    - ``json``: GET answers 200 with JSON that is not a PEP 691 document, POST 405 (a status API);
+    - ``redirect_loop``: answers 302 from ``/loop-a`` to ``/loop-b`` and back, from any other path to ``/loop-a``.
+
+    ``tls`` (an ``ssl.SSLContext`` from ``Certs.server_context``) serves the same over HTTPS.
+    """
+
+    BEHAVIOURS = ("silent", "slow", "status", "html", "json", "redirect_loop")
+
+    def __init__(
+        self,
+        behaviour: str,
+        status: int = 503,
+        delay: float = 30.0,
+        tls: ssl.SSLContext | None = None,
+        host: str = "",
+    ):
+        if behaviour not in self.BEHAVIOURS:
+            raise ValueError(f"unknown behaviour {behaviour!r}; one of {self.BEHAVIOURS}")
+        self.behaviour = behaviour
+        self.status = status
+        self.delay = delay
+
+        class Handler(_Handler):
+            def handle(self) -> None:
+                if self.owner.behaviour == "silent":
+                    self.owner.count()
+                    self.server.stopping.wait(120)  # hold the connection, answer nothing
+                    return
+                super().handle()
+
+            def do_GET(self) -> None:
+                self.owner.respond(self)
+
+            do_POST = do_GET
+            do_HEAD = do_GET
+            do_PUT = do_GET
+
+        super().__init__(Handler, tls, host)
+
+    def respond(self, req: _Handler) -> None:
+        self.count()
+        req._drain()
+        if self.behaviour == "slow":
+            if req.server.stopping.wait(self.delay):
+                req.close_connection = True
+                return
+            req._answer(200, HTML_PAGE)
+        elif self.behaviour == "status":
+            req._answer(self.status, f"<html><body><h1>{self.status} Server Error</h1></body></html>".encode())
+        elif self.behaviour in ("html", "json"):
+            if req.command not in ("GET", "HEAD"):
+                req._answer(405, b"<html><body><h1>405 Not Allowed</h1></body></html>", headers={"Allow": "GET, HEAD"})
+            elif self.behaviour == "html":
+                req._answer(200, HTML_PAGE)
+            else:
+                req._answer(200, JSON_DOC, "application/json")
+        else:  # redirect_loop
+            target = "/loop-b" if req.path.startswith("/loop-a") else "/loop-a"
+            req._answer(302, b"", headers={"Location": target})
+
+
+@contextlib.contextmanager
+def refusing_port() -> t.Iterator[int]:
+    """A 127.0.0.1 port that refuses connections: bound (so no one else takes it) but not listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+class TLSProxy(_Managed):
+    """A TLS-terminating reverse proxy on 127.0.0.1 in front of a real (plain HTTP) server.
+
+    Requests and responses are passed through unchanged, streamed both ways; the upstream is told the
+    original scheme and host (``X-Forwarded-Proto``/``X-Forwarded-Host``) as an ingress does. ``host``
+    is the name the URL uses (``localhost`` matches the certificates of ``make_certs``).
+    """
+
+    def __init__(self, upstream: str, tls: ssl.SSLContext, host: str = "localhost"):
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+
+        class Handler(_Handler):
+            def do_GET(self) -> None:
+                self.owner.forward(self)
+
+            do_POST = do_GET
+            do_HEAD = do_GET
+
+        super().__init__(Handler, tls, host)
+
+    def forward(self, req: _Handler) -> None:
+        self.count()
+        length = int(req.headers.get("Content-Length") or 0)
+        conn = http.client.HTTPConnection(*self.upstream, timeout=60)
+        try:
+            conn.putrequest(req.command, req.path, skip_host=True, skip_accept_encoding=True)
+            for key, value in req.headers.items():
+                if key.lower() not in HOP | {"x-forwarded-proto", "x-forwarded-host"}:
+                    conn.putheader(key, value)
+            conn.putheader("X-Forwarded-Proto", "https")
+            conn.putheader("X-Forwarded-Host", req.headers.get("Host", ""))
+            conn.endheaders()
+            remaining = length
+            while remaining > 0:
+                block = req.rfile.read(min(1 << 20, remaining))
+                if not block:
+                    break
+                conn.send(block)
+                remaining -= len(block)
+            resp = conn.getresponse()
+            size = resp.getheader("Content-Length")
+            req.send_response(resp.status, resp.reason)
+            for key, value in resp.getheaders():
+                if key.lower() not in HOP:
+                    req.send_header(key, value)
+            if size is None:
+                req.send_header("Connection", "close")
+                req.close_connection = True
+            req.end_headers()
+            if req.command == "HEAD":
+                return
+            while True:
+                block = resp.read(1 << 20)
+                if not block:
+                    break
+                req.wfile.write(block)
+        except OSError:
+            req.close_connection = True  # upstream gone: drop the connection, the client reports it
+        finally:
+            conn.close()
+
+
+# ---------------------------------------------------------------- certificates
+
+
+class Certs(t.NamedTuple):
+    """PEM files: a private CA, and server certificates (each with its key) for the cases to test."""
+
+    ca: Path  # the CA certificate: what ca_path / pypi_ca_path is given
+    good: tuple[Path, Path]  # signed by the CA, for localhost and 127.0.0.1, valid now
+    expired: tuple[Path, Path]  # signed by the CA, for localhost and 127.0.0.1, expired yesterday
+    other_host: tuple[Path, Path]  # signed by the CA, valid now, for another host name only
+    self_signed: tuple[Path, Path]  # a leaf that signed itself, for localhost and 127.0.0.1
+
+    @staticmethod
+    def server_context(pair: tuple[Path, Path]) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(pair[0]), str(pair[1]))
+        return ctx
+
+
+def make_certs(directory: Path) -> Certs:
+    """Generate the CA and the server certificates into ``directory`` with the ``cryptography`` package."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    day = datetime.timedelta(days=1)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pypi_ops tests"),
+                x509.NameAttribute(NameOID.COMMON_NAME, common),
+            ]
+        )
+
+    def write(stem: str, cert: x509.Certificate, key: t.Any = None) -> tuple[Path, Path]:
+        cert_path = directory / f"{stem}.pem"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path = directory / f"{stem}.key"
+        if key is not None:
+            key_path.write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+            )
+            key_path.chmod(0o600)
+        return cert_path, key_path
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("pypi_ops test CA"))
+        .issuer_name(name("pypi_ops test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - day)
+        .not_valid_after(now + 30 * day)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )  # fmt: skip
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_path, _ = write("ca", ca_cert)
+
+    def leaf(stem: str, hosts: list[str], start: datetime.datetime, end: datetime.datetime, self_signed: bool = False):
+        key = ec.generate_private_key(ec.SECP256R1())
+        sans: list[x509.GeneralName] = []
+        for host in hosts:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                sans.append(x509.DNSName(host))
+        issuer_key, issuer_name = (key, name(hosts[0])) if self_signed else (ca_key, ca_cert.subject)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(hosts[0]))
+            .issuer_name(issuer_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+        )
+        return write(stem, builder.sign(issuer_key, hashes.SHA256()), key)
+
+    local = ["localhost", "127.0.0.1"]
+    return Certs(
+        ca=ca_path,
+        good=leaf("server", local, now - day, now + 30 * day),
+        expired=leaf("expired", local, now - 30 * day, now - day),
+        other_host=leaf("other-host", ["pypi.other-host.invalid"], now - day, now + 30 * day),
+        self_signed=leaf("self-signed", local, now - day, now + 30 * day, self_signed=True),
+    )
