@@ -107,6 +107,32 @@ def check_files(paths: list[str]) -> str | None:
             return f"Dist file {path} is not a regular file."
         if not is_dist(path):
             return f"{path} is not a Python distribution (expected one of {', '.join(DIST_SUFFIXES)})."
+        problem = _archive_problem(path)
+        if problem:
+            return (
+                f"Dist file {path} is not a {problem}, though its name says so; rebuild it "
+                "(pypi_ops.pypiserver.package_build) instead of uploading a damaged or misnamed file."
+            )
+    return None
+
+
+def _archive_problem(path: str) -> str | None:
+    """What archive ``path`` should be and is not (wheels and .zip: zip; .tar.gz: gzip'd tar), else None."""
+    import tarfile
+    import zipfile
+
+    lower = path.lower()
+    if lower.endswith((".whl", ".zip")):
+        return None if zipfile.is_zipfile(path) else "zip archive"
+    if lower.endswith((".tar.gz", ".tgz")):
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"\x1f\x8b":
+                return "gzip-compressed tar archive"
+        try:
+            with tarfile.open(path, "r:gz") as tar:
+                tar.next()
+        except (tarfile.TarError, OSError, EOFError):
+            return "gzip-compressed tar archive"
     return None
 
 

@@ -203,10 +203,17 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import probe
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
     p = module.params
+    try:  # before pip runs: a bad name or version (or a marker smuggled into it) is the caller's mistake
+        probe.validate_name(p["name"])
+        if p["version"]:
+            probe.validate_version(p["version"])
+    except probe.ProbeError as exc:
+        module.fail_json(msg=exc.msg)
     _url, _user, url_password = pr.split_credentials(p["index_url"])
     if url_password:
         module.no_log_values.add(url_password)  # keep it out of the logged invocation too

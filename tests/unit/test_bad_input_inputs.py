@@ -40,7 +40,6 @@ from ansible_collections.pypi_ops.pypiserver.plugins.modules import (
 )
 from tests.helpers import run_playbook
 
-UPSTREAM_FIX = "needs a fix in the network/TLS helper's files (see the bad-input report)"
 
 
 def _one_sentence(msg: str) -> None:
@@ -88,7 +87,6 @@ def test_package_remove_refuses_a_non_pep440_version_the_index_does_not_have(pyp
     assert ok["absent"] == ["9.9.9"] and ok["changed"] is False
 
 
-@pytest.mark.xfail(strict=True, reason=UPSTREAM_FIX + ": package_install must validate name/version before pip runs")
 @pytest.mark.parametrize(
     "name,version", [("pypi-ops-probe", "1.0 bad"), ("bad name!", None), ("pypi-ops-probe", "1.0; os_name=='x'")]
 )
@@ -206,7 +204,6 @@ def test_package_upload_wrong_suffix_fails_before_contacting_the_server(client, 
     assert res["msg"].startswith(f"{notes} is not a Python distribution (expected one of ")
 
 
-@pytest.mark.xfail(strict=True, reason=UPSTREAM_FIX + ": a .whl/.tar.gz that is no archive must be refused up front")
 @pytest.mark.parametrize("client", ["twine", "http"])
 @pytest.mark.parametrize("kind", ["wheel", "sdist"])
 def test_package_upload_file_that_is_not_a_dist_is_refused_in_one_sentence(
