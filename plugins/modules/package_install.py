@@ -201,9 +201,8 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, probe
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import probe
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:

@@ -41,7 +41,6 @@ from ansible_collections.pypi_ops.pypiserver.plugins.modules import (
 from tests.helpers import run_playbook
 
 
-
 def _one_sentence(msg: str) -> None:
     assert "Traceback" not in msg and "\n" not in msg and 'File "' not in msg, msg
 
