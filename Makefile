@@ -15,7 +15,7 @@ PLAYBOOK := $(VENV)/bin/ansible-playbook
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev verify verify-s3 verify-k8s verify-url test test-fast lint constraints clean doc molecule
+.PHONY: help venv dev verify verify-s3 verify-k8s verify-url test test-fast lint constraints clean doc molecule soak
 
 help:
 	@echo "make verify   - run the full suite on the embedded local pypiserver (reports/)"
@@ -23,6 +23,7 @@ help:
 	@echo "make molecule - molecule test of extensions/molecule/ default and s3 (SCENARIO=s3 for one)"
 	@echo "make test     - run the project's tests (unit, contract, integration)"
 	@echo "make test-fast- the same without the slow cases"
+	@echo "make soak N=20- the full verify.yml N times (default 5) on fresh local servers: pass count, slowest tests"
 	@echo "make lint     - ruff + ansible-lint"
 	@echo "make clean    - remove .venv, state and reports"
 
@@ -77,6 +78,12 @@ test: $(VENV)/.dev
 
 test-fast: $(VENV)/.dev
 	cd $(CURDIR) && $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+# Soak: the full verify.yml N times, each on a fresh local pypiserver (own state/work/report dirs in a temp dir);
+# per run pass/fail, wall time and the slowest test; exit 1 when any run failed. ARGS go to ansible-playbook.
+N ?= 5
+soak: $(VENV)/.runtime
+	cd $(CURDIR) && $(PY) scripts/soak.py -n $(N) -- $(ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

@@ -5,6 +5,8 @@ proxy then misbehaves the way broken deployments do, so the tests can prove the 
 
 - ``hide``: drop index links whose href matches a regex (a version missing from /simple/);
 - ``corrupt``: flip bytes in file downloads whose path matches (the wrong bytes served);
+- ``swap``: ``(pattern, replacement)``: a file download whose path matches gets another stored
+  file's bytes under its own name (``re.sub`` on the path: the wrong file served for a version);
 - ``max_body``: answer 413 to request bodies larger than N bytes (an ingress body-size limit);
 - ``die_after``: stop listening after N requests (the server dying in the middle of a run).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import http.client
 import re
 import socket
+import sys
 import threading
 import typing as t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +33,7 @@ class FaultProxy:
         corrupt: str | None = None,
         max_body: int | None = None,
         die_after: int | None = None,
+        swap: tuple[str, str] | None = None,
     ):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port)
@@ -37,6 +41,8 @@ class FaultProxy:
         self.corrupt = re.compile(corrupt) if corrupt else None
         self.max_body = max_body
         self.die_after = die_after
+        self.swap = (re.compile(swap[0]), swap[1]) if swap else None
+        self.swapped: list[str] = []
         self.requests = 0
         self.lock = threading.Lock()
         proxy = self
@@ -53,7 +59,13 @@ class FaultProxy:
             do_POST = do_GET
             do_HEAD = do_GET
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+                # a client that hangs up (or a dying proxy) is part of the game; anything else is a proxy bug
+                if not isinstance(sys.exc_info()[1], OSError):
+                    super().handle_error(request, client_address)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -97,7 +109,12 @@ class FaultProxy:
             return
         conn = http.client.HTTPConnection(*self.upstream, timeout=60)
         headers = {k: v for k, v in req.headers.items() if k.lower() not in HOP}
-        conn.putrequest(req.command, req.path, skip_host=True, skip_accept_encoding=True)
+        upstream_path = req.path
+        if self.swap is not None and req.path.startswith("/packages/") and self.swap[0].search(req.path):
+            upstream_path = self.swap[0].sub(self.swap[1], req.path)
+            with self.lock:
+                self.swapped.append(req.path)
+        conn.putrequest(req.command, upstream_path, skip_host=True, skip_accept_encoding=True)
         for key, value in headers.items():
             conn.putheader(key, value)
         conn.endheaders()
