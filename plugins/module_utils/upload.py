@@ -66,7 +66,7 @@ def classify(status: int | None, body: str = "") -> str:
     """Map an HTTP answer to an upload outcome."""
     if status is None:
         return "unreachable"
-    text = (body or "").lower()
+    text = " ".join((body or "").lower().split())  # twine wraps at 80 columns: "already\nexists" is one phrase
     if 200 <= status < 300:
         return "uploaded"
     if status == 409 or (status == 400 and "already exists" in text):

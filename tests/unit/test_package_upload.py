@@ -123,6 +123,7 @@ def test_check_mode_sends_nothing(pypiserver, dists, run_module):
         (200, "", "uploaded"),
         (409, "", "exists"),
         (400, "Package 'x' already exists!", "exists"),
+        (400, "Package 'pypiops_probe_ci42_ow-1.0.0-py3-none-any.whl' already\nexists!", "exists"),  # twine's wrap
         (400, "bad form", "rejected"),
         (401, "", "unauthorized"),
         (403, "", "forbidden"),
