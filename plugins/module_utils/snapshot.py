@@ -38,8 +38,8 @@ def under_prefix(name: str, prefix: str) -> bool:
 
 def _select_files(files: list[dict[str, t.Any]], version: str | None, latest: bool) -> list[dict[str, t.Any]]:
     if version:
-        wanted = si.sort_versions([version]) or [version]
-        return [f for f in files if f.get("version") in wanted or f.get("version") == version]
+        wanted = remove.normalize_version(version)
+        return [f for f in files if f.get("version") == wanted]
     if latest:
         versions = si.sort_versions(f.get("version") for f in files)
         if versions:
