@@ -15,7 +15,7 @@ PLAYBOOK := $(VENV)/bin/ansible-playbook
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev verify verify-s3 verify-k8s verify-url test test-fast lint constraints clean doc molecule soak
+.PHONY: help venv dev verify verify-s3 verify-k8s verify-url test test-fast lint constraints clean doc molecule soak bench
 
 help:
 	@echo "make verify   - run the full suite on the embedded local pypiserver (reports/)"
@@ -24,6 +24,7 @@ help:
 	@echo "make test     - run the project's tests (unit, contract, integration)"
 	@echo "make test-fast- the same without the slow cases"
 	@echo "make soak N=20- the full verify.yml N times (default 5) on fresh local servers: pass count, slowest tests"
+	@echo "make bench    - benchmarks against raw clients (table + reports/bench.json); BENCH_ARGS=--no-cold ..."
 	@echo "make lint     - ruff + ansible-lint"
 	@echo "make clean    - remove .venv, state and reports"
 
@@ -84,6 +85,12 @@ test-fast: $(VENV)/.dev
 N ?= 5
 soak: $(VENV)/.runtime
 	cd $(CURDIR) && $(PY) scripts/soak.py -n $(N) -- $(ARGS)
+
+# Benchmarks (scripts/bench.py): suite wall time warm and cold, load-harness overhead against a requests loop,
+# large-package throughput against curl, peak RSS, scaling, Ansible overhead. Exit 1 when a target is missed.
+BENCH_ARGS ?=
+bench: $(VENV)/.runtime
+	cd $(CURDIR) && $(PY) scripts/bench.py $(BENCH_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

@@ -501,8 +501,6 @@ def _stream(
         total = int(length) if length.isdigit() else None
         received = 0
         for block in resp.iter_content(digest.CHUNK):
-            if extra is not None and block:
-                extra.update(block)
             if progress is not None:
                 received += len(block)
                 progressutil.notify(progress, received, total)
@@ -512,7 +510,7 @@ def _stream(
         with session.get(url, stream=True, timeout=opts.timeout) as resp:
             if resp.status_code != 200:
                 raise _status_error(resp, url)
-            return digest.sha256_chunks(chunks(resp))
+            return digest.sha256_chunks(chunks(resp), extra)
     except requests.RequestException as exc:
         raise IndexReadError(httputil.describe_error(exc, url, opts), url=url) from None
 

@@ -6,8 +6,8 @@
 Two paths share the classification:
 - ``twine`` (what users run), driven as a subprocess with credentials in its
   environment (TWINE_USERNAME / TWINE_PASSWORD), never in argv;
-- a direct POST to the legacy upload API (``:action=file_upload``) streamed with
-  requests-toolbelt, used where a subprocess per file would measure the harness
+- a direct POST to the legacy upload API (``:action=file_upload``), its multipart
+  body streamed from disk in 1 MiB chunks (``MultipartBody``), used where a subprocess per file would measure the harness
   instead of the server (load tests) and to send a request with no credentials
   at all, which twine cannot do.
 """
@@ -20,10 +20,11 @@ import re
 import sys
 import time
 import typing as t
+import uuid
 
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest, runner
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress as progressutil
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import runner
 
 OUTCOMES = (
     "uploaded",
@@ -228,6 +229,58 @@ def _filetype(filename: str) -> str:
     return "bdist_wheel" if filename.endswith(".whl") else "sdist"
 
 
+class MultipartBody:
+    """A multipart/form-data body whose file part is read from disk while it is sent, never held in memory.
+
+    Iterating yields the text fields, then the file in ``digest.CHUNK`` pieces, then the closing boundary; ``len()``
+    is the exact body size, so requests sends a Content-Length (servers such as pypiserver's do not take chunked
+    bodies) and hands urllib3 the large chunks as they are (one ``sendall`` per MiB, no per-16-KiB Python work).
+    ``progress(bytes_sent, total)`` is called after each chunk. Iterating again starts over (a retried request).
+    """
+
+    def __init__(
+        self,
+        fields: list[tuple[str, str]],
+        file_field: str,
+        path: str,
+        progress: progressutil.Callback | None = None,
+    ):
+        self.boundary = uuid.uuid4().hex
+        self.path = path
+        self.progress = progress
+        head = b"".join(self._part(name, value.encode()) for name, value in fields)
+        filename = os.path.basename(path).replace('"', "%22")
+        head += (
+            f"--{self.boundary}\r\n"
+            f'Content-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        self.head = head
+        self.tail = f"\r\n--{self.boundary}--\r\n".encode()
+        self.file_size = os.path.getsize(path)
+
+    def _part(self, name: str, value: bytes) -> bytes:
+        return f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __len__(self) -> int:
+        return len(self.head) + self.file_size + len(self.tail)
+
+    def __iter__(self) -> t.Iterator[bytes]:
+        total, sent = len(self), len(self.head)
+        yield self.head
+        with open(self.path, "rb") as handle:
+            while block := handle.read(digest.CHUNK):
+                yield block
+                sent += len(block)
+                progressutil.notify(self.progress, sent, total)
+        yield self.tail
+        progressutil.notify(self.progress, total, total)
+
+
 def http_upload(
     session: t.Any,
     repository_url: str,
@@ -239,14 +292,12 @@ def http_upload(
     auth: bool = True,
     progress: progressutil.Callback | None = None,
 ) -> Outcome:
-    """POST one file to the legacy upload API, streaming the body from disk.
+    """POST one file to the legacy upload API, streaming the body from disk (``MultipartBody``).
 
-    ``progress(bytes_sent, total=body_size)`` is called as the body is read (the caller rate-limits).
+    ``progress(bytes_sent, total=body_size)`` is called as the body is sent (the caller rate-limits).
     """
-    from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
-
     filename = os.path.basename(path)
-    fields: list[tuple[str, t.Any]] = [
+    fields: list[tuple[str, str]] = [
         (":action", "file_upload"),
         ("protocol_version", "1"),
         ("metadata_version", "2.1"),
@@ -257,28 +308,24 @@ def http_upload(
     ]
     if sha256:
         fields.append(("sha256_digest", sha256))
-    with open(path, "rb") as handle:
-        fields.append(("content", (filename, handle, "application/octet-stream")))
-        encoder = MultipartEncoder(fields=fields)
-        body: t.Any = encoder
-        if progress is not None:
-            body = MultipartEncoderMonitor(
-                encoder, lambda monitor: progressutil.notify(progress, monitor.bytes_read, monitor.len)
-            )
-        kwargs: dict[str, t.Any] = {
-            "data": body,
-            "headers": {"Content-Type": encoder.content_type},
-            "timeout": opts.timeout,
-            "allow_redirects": False,
-        }
-        if not auth:
-            kwargs["auth"] = _NoAuth()
-        try:
-            resp = session.post(repository_url, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - transport errors become one sentence
-            return Outcome("unreachable", None, httputil.describe_error(exc, repository_url, opts))
-    body = resp.text if resp.status_code >= 300 else ""
-    return Outcome(classify(resp.status_code, body), resp.status_code, server_message(body))
+    try:
+        body = MultipartBody(fields, "content", path, progress)
+    except OSError as exc:
+        return Outcome("error", None, f"cannot read {path}: {exc.strerror or exc}")
+    kwargs: dict[str, t.Any] = {
+        "data": body,
+        "headers": {"Content-Type": body.content_type},
+        "timeout": opts.timeout,
+        "allow_redirects": False,
+    }
+    if not auth:
+        kwargs["auth"] = _NoAuth()
+    try:
+        resp = session.post(repository_url, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - transport errors become one sentence
+        return Outcome("unreachable", None, httputil.describe_error(exc, repository_url, opts))
+    text = resp.text if resp.status_code >= 300 else ""
+    return Outcome(classify(resp.status_code, text), resp.status_code, server_message(text))
 
 
 class _NoAuth:
