@@ -173,17 +173,17 @@ def median_ratio(pairs: list[tuple[float, float]]) -> float:
 
 
 def growth(sizes: list[int], secs: list[float]) -> float:
-    """Exponent k in time ~ size**k between the smallest and largest size (1.0 is linear)."""
-    if secs[0] <= 0 or sizes[-1] == sizes[0]:
+    """Exponent k in time ~ size**k between the two largest sizes (1.0 is linear), where fixed costs weigh least."""
+    if len(sizes) < 2 or secs[-2] <= 0 or sizes[-1] == sizes[-2]:
         return float("nan")
-    return math.log(secs[-1] / secs[0]) / math.log(sizes[-1] / sizes[0])
+    return math.log(secs[-1] / secs[-2]) / math.log(sizes[-1] / sizes[-2])
 
 
 def describe_growth(k: float) -> str:
     if math.isnan(k):
         return "not measurable"
     if k < 0.8:
-        return f"sub-linear (k={k:.2f}): fixed costs dominate at these sizes"
+        return f"sub-linear (k={k:.2f} between the two largest sizes): fixed costs still weigh"
     if k <= 1.2:
         return f"linear (k={k:.2f})"
     return f"super-linear (k={k:.2f})"
@@ -201,6 +201,15 @@ class Server:
 
     def remove(self, filename: str) -> None:
         (self.package_dir / filename).unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        """Empty the package directory, so every round and section starts from the same, small index.
+
+        pypiserver scans its whole directory on every upload and listing, so leftovers of earlier rounds would
+        slow later ones (for both sides of a comparison, but the absolute figures would drift).
+        """
+        for path in self.package_dir.iterdir():
+            path.unlink()
 
     def stop(self) -> None:
         ls.stop(self.state_dir)
@@ -279,6 +288,7 @@ def load_pairs(server: Server, work: Path, tag: str, n: int, rounds: int) -> lis
             a = module_load(server, work, f"bench-{tag}-mod-{r}", n)
         pairs.append((a, b))
         shutil.rmtree(work / f"raw-{tag}-{r}", ignore_errors=True)
+        server.clear()
     return pairs
 
 
@@ -483,6 +493,7 @@ def bench_scaling(
         pairs = listing_pairs(server, {"url": server.simple, "project": project}, f"{server.simple}{project}/", rounds)
         rows.append((k, statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)))
     series.append(("project_files", "index_list of a project with N files", rows))
+    server.clear()
     rows = []
     for n in load_sizes:
         pairs = load_pairs(server, work, f"scale{n}", n, max(1, rounds // 2))
@@ -710,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
         if only & {"scaling", "load", "large", "memory"}:
             server = Server(base)
         scale_figs: list[Figure] = []
-        if "scaling" in only:  # first: /simple/ must hold exactly the seeded projects
+        if "scaling" in only:  # first: /simple/ must hold exactly the seeded projects (cleared afterwards)
             print("bench: scaling", flush=True)
             scale_figs, data["scaling"] = bench_scaling(server, base / "work", sizes, load_sizes, rounds)
         if "load" in only:
