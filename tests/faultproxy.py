@@ -8,7 +8,9 @@ proxy then misbehaves the way broken deployments do, so the tests can prove the 
 - ``swap``: ``(pattern, replacement)``: a file download whose path matches gets another stored
   file's bytes under its own name (``re.sub`` on the path: the wrong file served for a version);
 - ``max_body``: answer 413 to request bodies larger than N bytes (an ingress body-size limit);
-- ``die_after``: stop listening after N requests (the server dying in the middle of a run).
+- ``die_after``: stop listening after N requests (the server dying in the middle of a run);
+- ``refuse_agent``: answer 403 to uploads (POST) whose User-Agent matches a regex, after reading the body
+  (a web application firewall that blocks one client).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class FaultProxy:
         max_body: int | None = None,
         die_after: int | None = None,
         swap: tuple[str, str] | None = None,
+        refuse_agent: str | None = None,
     ):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port)
@@ -43,6 +46,8 @@ class FaultProxy:
         self.die_after = die_after
         self.swap = (re.compile(swap[0]), swap[1]) if swap else None
         self.swapped: list[str] = []
+        self.refuse_agent = re.compile(refuse_agent, re.I) if refuse_agent else None
+        self.refused: list[str] = []
         self.requests = 0
         self.lock = threading.Lock()
         proxy = self
@@ -106,6 +111,23 @@ class FaultProxy:
             req.end_headers()
             req.wfile.write(body)
             req.close_connection = True
+            return
+        agent = req.headers.get("User-Agent", "")
+        if self.refuse_agent is not None and req.command == "POST" and self.refuse_agent.search(agent):
+            remaining = length
+            while remaining > 0:
+                block = req.rfile.read(min(1 << 20, remaining))
+                if not block:
+                    break
+                remaining -= len(block)
+            with self.lock:
+                self.refused.append(agent)
+            body = b"<html><body><h1>403 Forbidden</h1><pre>Request blocked by policy</pre></body></html>"
+            req.send_response(403)
+            req.send_header("Content-Type", "text/html")
+            req.send_header("Content-Length", str(len(body)))
+            req.end_headers()
+            req.wfile.write(body)
             return
         conn = http.client.HTTPConnection(*self.upstream, timeout=60)
         headers = {k: v for k, v in req.headers.items() if k.lower() not in HOP}

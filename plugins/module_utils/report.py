@@ -125,7 +125,71 @@ def summary_md(results: list[dict[str, t.Any]], suite: str, properties: dict[str
             f"| {r['id']} | {r['priority']} | {r['status'].upper()} | {r['duration']:.2f} | "
             f"{_md_cell(r['reason'])} | {_md_cell(figures_text(r['figures']))} |"
         )
+    lines += _md_sections(results)
     return "\n".join(lines) + "\n"
+
+
+def client_matrix(results: list[dict[str, t.Any]]) -> list[dict[str, str]]:
+    """The clients test's rows (upload client, install client, status, reason); empty when it did not run."""
+    found = _find(results, "clients")
+    rows = found["figures"].get("matrix") if found else None
+    if not isinstance(rows, list):
+        return []
+    keys = ("upload", "install", "status", "reason")
+    return [{k: str(row.get(k, "")) for k in keys} for row in rows if isinstance(row, dict)]
+
+
+def conformance_findings(results: list[dict[str, t.Any]]) -> list[dict[str, str]]:
+    """The index_conformance test's findings (check, pep, status, detail); empty when it did not run."""
+    found = _find(results, "index_conformance")
+    rows = found["figures"].get("findings") if found else None
+    if not isinstance(rows, list):
+        return []
+    keys = ("check", "pep", "status", "detail")
+    return [{k: str(row.get(k, "")) for k in keys} for row in rows if isinstance(row, dict)]
+
+
+def _md_sections(results: list[dict[str, t.Any]]) -> list[str]:
+    lines: list[str] = []
+    matrix = client_matrix(results)
+    if matrix:
+        lines += ["", "## Client matrix", "", "| upload | install | result | reason |", "|---|---|---|---|"]
+        lines += [
+            f"| {_md_cell(r['upload'])} | {_md_cell(r['install'])} | {r['status'].upper()} | {_md_cell(r['reason'])} |"
+            for r in matrix
+        ]
+    findings = conformance_findings(results)
+    if findings:
+        lines += ["", "## Index conformance", "", "| check | PEP | finding | detail |", "|---|---|---|---|"]
+        lines += [
+            f"| {_md_cell(r['check'])} | {_md_cell(r['pep'])} | {r['status'].upper()} | {_md_cell(r['detail'])} |"
+            for r in findings
+        ]
+    return lines
+
+
+def _html_sections(results: list[dict[str, t.Any]]) -> list[str]:
+    out: list[str] = []
+    for title, rows, head in (
+        ("Client matrix", client_matrix(results), ("upload", "install", "status", "reason")),
+        ("Index conformance", conformance_findings(results), ("check", "pep", "status", "detail")),
+    ):
+        if not rows:
+            continue
+        out += [
+            f"<h2>{title}</h2>",
+            "<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>",
+        ]
+        for r in rows:
+            cells = []
+            for h in head:
+                if h == "status":
+                    cells.append(f'<td><span class="badge {_e(r[h])}">{_e(r[h].upper())}</span></td>')
+                else:
+                    cells.append(f'<td class="reason">{_e(r[h])}</td>')
+            out.append(f'<tr class="{_e(r["status"])}">' + "".join(cells) + "</tr>")
+        out.append("</tbody></table>")
+    return out
 
 
 def text_table(results: list[dict[str, t.Any]]) -> list[str]:
@@ -211,7 +275,7 @@ td.reason,td.figures{overflow-wrap:anywhere}td.figures{font-size:12px;color:#576
 table.props{width:auto}table.props th{font-weight:600}
 .badge{display:inline-block;color:#fff;font-weight:600;font-size:12px;border-radius:4px;padding:.05rem .45rem}
 .badge.passed{background:#2e7d32}.badge.failed{background:#c62828}.badge.skipped{background:#8c959f}
-.badge.empty{background:#57606a}
+.badge.empty{background:#57606a}.badge.pass{background:#2e7d32}.badge.fail{background:#c62828}.badge.warn{background:#b26a00}.badge.skip{background:#8c959f}
 tr.failed td{background:#fff1f0}tr.skipped td{color:#57606a}
 .note{color:#57606a;font-style:italic;margin:.4rem 0}.caption{color:#57606a;font-size:12px;margin:.3rem 0}
 svg{display:block;max-width:100%;height:auto}svg text{font-family:system-ui,sans-serif;font-size:12px;fill:#1f2328}
@@ -510,6 +574,7 @@ def report_html(results: list[dict[str, t.Any]], suite: str, properties: dict[st
         out.append("</tbody></table>")
     else:
         out.append(_note("No test ran (check --tags/--skip-tags)."))
+    out += _html_sections(results)
     out += [
         "<h2>Durations</h2>",
         duration_chart(results),

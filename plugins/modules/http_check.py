@@ -40,6 +40,14 @@ options:
     description: Require an HTML content type.
     type: bool
     default: false
+  follow_links:
+    description:
+      - Path endings the page must link to, for example V(/simple/) and V(/packages/) on a pypiserver's root page.
+      - For each, the first link whose absolute path ends with it is requested (GET, same credentials, redirects
+        followed) and must answer 2xx. A missing link or another answer fails the task, naming it.
+    type: list
+    elements: str
+    default: []
   wait:
     description: Seconds to keep retrying (backoff 0.2 s to 2 s) until the status is acceptable; V(0) tries once.
     type: float
@@ -120,6 +128,12 @@ anonymous_status:
   description: HTTP status of the same request without credentials (V(-1) when it did not get an answer).
   returned: when O(compare_anonymous=true), a password is given and the answer was acceptable
   type: int
+followed:
+  description: For each of O(follow_links), the link found (C(url), null when none) and the C(status) it answered.
+  returned: when O(follow_links) is not empty and the page answered as expected
+  type: list
+  elements: dict
+  sample: [{"path": "/simple/", "url": "http://127.0.0.1:8080/simple/", "status": 200}]
 credentials_needed:
   description: Whether the request without credentials was refused; V(false) comes with a warning.
   returned: when O(compare_anonymous=true), a password is given and the answer was acceptable
@@ -132,6 +146,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import conformance as cf
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress
 
@@ -160,6 +175,8 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
             status = resp.status_code
             if status in p["status"]:
                 result = _ok(module, resp, time.monotonic() - start, attempts)
+                if p["follow_links"]:
+                    result["followed"] = _follow_links(module, session, resp, opts, result)
                 if p["compare_anonymous"] and opts.has_credentials:
                     result.update(_compare_anonymous(module, session, p, opts))
                 return result
@@ -194,6 +211,38 @@ def _compare_anonymous(
             "should (pypiserver: -a update -P htpasswd), or drop the credentials."
         )
     return {"anonymous_status": anonymous, "credentials_needed": needed}
+
+
+def _follow_links(
+    module: AnsibleModule, session: t.Any, resp: t.Any, opts: httputil.ClientOptions, result: dict[str, t.Any]
+) -> list[dict[str, t.Any]]:
+    """GET the first link ending in each of ``follow_links``; fail naming the links missing or not answering 2xx."""
+    found = cf.web_links(resp.text, resp.url, module.params["follow_links"])
+    followed, bad = [], []
+    for path, url in found.items():
+        status: int | None = None
+        if url is None:
+            bad.append(f"no link to {path}")
+        else:
+            try:
+                with session.get(url, timeout=opts.timeout, stream=True) as answer:
+                    status = answer.status_code
+            except Exception as exc:  # noqa: BLE001 - transport errors become one sentence
+                bad.append(f"{httputil.redact_url(url)}: {httputil.describe_error(exc, url, opts)}")
+            else:
+                if not 200 <= status < 300:
+                    bad.append(
+                        f"{httputil.redact_url(url)} answered HTTP {status} ({httputil.http_status_hint(status)})"
+                    )
+        followed.append({"path": path, "url": httputil.redact_url(url) if url else None, "status": status})
+    if bad:
+        module.fail_json(
+            msg=f"The page {httputil.redact_url(resp.url)} does not lead where it should: {'; '.join(bad)}. Check the "
+            "server's root page and the URL it is served under (a proxy path prefix?).",
+            followed=followed,
+            **result,
+        )
+    return followed
 
 
 class _NoAuth:
@@ -236,6 +285,7 @@ def main() -> None:
         method=dict(type="str", default="GET", choices=["GET", "POST"]),
         form=dict(type="dict", default={}),
         compare_anonymous=dict(type="bool", default=False),
+        follow_links=dict(type="list", elements="str", default=[]),
         progress_file=dict(type="path"),
         **httputil.CLIENT_ARGS,
     )

@@ -13,6 +13,8 @@ version_added: "0.1.0"
 description:
   - Creates a throwaway venv (C(python -m venv --without-pip)), installs O(name)==O(version) into it with the
     controller's pip (C(pip --python)), imports the package and reads its C(__version__).
+  - With O(client=uv) the same happens with B(uv) instead (C(uv venv) from O(python), then C(uv pip install)), isolated
+    as described in the notes. The result has the same keys for both clients, so a play can treat them alike.
   - pip is isolated from every other package source. C(--isolated) drops C(PIP_*) variables and the user config,
     C(PIP_CONFIG_FILE) is set to the null device so global and site config files (C(/etc/pip.conf),
     C($XDG_CONFIG_DIRS/pip/pip.conf)) are not read either, and O(index_url) is the only index
@@ -22,7 +24,10 @@ description:
     Credentials embedded in O(index_url) are moved there too (prefer O(username) and O(password)).
   - Fails when pip resolved the file from another scheme, host or port than O(index_url) (for example through a
     redirect to a fallback index), when the imported module is not inside the throwaway venv, or when
-    O(expected_version) or O(expected_sha256) do not match.
+    O(expected_version) or O(expected_sha256) do not match. With O(client=uv), every URL uv requested (from its
+    C(-v) log) must be on the index's scheme, host and port.
+  - With O(client=uv) and no uv binary, the task fails with RV(client_missing=true) and a message naming uv and how
+    to install it, so a play can tell "uv is absent" from "the install failed".
   - The throwaway venv and the netrc are removed afterwards, also on failure (unless O(keep_venv)).
   - Nothing changes on the server, so the result is always C(changed=false).
 author:
@@ -45,10 +50,10 @@ options:
     type: str
     required: true
   version:
-    description: Exact version to install (C(name==version)). Omitted, pip picks the latest the index offers.
+    description: Exact version to install (C(name==version)). Omitted, the client picks the latest the index offers.
     type: str
   pre:
-    description: Let pip consider pre-releases (C(--pre)) when picking the latest version.
+    description: Let the client consider pre-releases (pip C(--pre), uv C(--prerelease allow)) when picking the latest version.
     type: bool
     default: false
   import_name:
@@ -67,29 +72,52 @@ options:
   work_dir:
     description: Directory where the throwaway venv is created. Defaults to the system temporary directory.
     type: path
+  client:
+    description:
+      - V(pip) installs with the controller's pip (C(python -m pip --python <venv>)).
+      - V(uv) installs with C(uv pip install --no-build --no-cache) into a C(uv venv) (see O(uv)).
+    type: str
+    choices: [pip, uv]
+    default: pip
+  uv:
+    description:
+      - The uv binary for O(client=uv).
+      - Defaults to C(uv) next to O(python) (or next to the interpreter running the module, where the C(uv) wheel
+        installs it), else the first C(uv) on C(PATH).
+      - Ignored with O(client=pip).
+    type: path
   python:
-    description: Interpreter whose pip runs and from which the venv is made. Defaults to the one running the module.
+    description:
+      - Interpreter whose pip runs and from which the venv is made. Defaults to the one running the module.
+      - With O(client=uv), the venv is made from it (C(uv venv --python), no interpreter download) and uv is looked for
+        next to it first (unless O(uv) is given).
     type: path
   retries:
-    description: pip's C(--retries) for each connection.
+    description: pip's C(--retries) for each connection; with O(client=uv), C(UV_HTTP_RETRIES).
     type: int
     default: 1
   timeout:
-    description: Seconds each step (venv creation, pip, import) may take before it is killed.
+    description: Seconds each step (venv creation, pip or uv, import) may take before it is killed.
     type: float
     default: 300
   username:
-    description: User for the index (written to a private netrc, not passed in argv).
+    description:
+      - User for the index (written to a private netrc, not passed in argv).
+      - With O(client=uv), given to uv as C(UV_INDEX_PYPIOPS_USERNAME) in its environment.
     type: str
   password:
-    description: Password for the index (written to a private netrc, not passed in argv).
+    description:
+      - Password for the index (written to a private netrc, not passed in argv).
+      - With O(client=uv), given to uv as C(UV_INDEX_PYPIOPS_PASSWORD) in its environment.
     type: str
   validate_certs:
-    description: Verify TLS certificates. V(false) passes C(--trusted-host) for the index host to pip, and warns.
+    description:
+      - Verify TLS certificates. V(false) passes C(--trusted-host) for the index host to pip, and warns.
+      - With O(client=uv), C(--allow-insecure-host) for the index host and port.
     type: bool
     default: true
   ca_path:
-    description: CA bundle for a private CA, passed to pip as C(--cert).
+    description: CA bundle for a private CA, passed to pip as C(--cert) (to uv as C(--cert) and C(SSL_CERT_FILE)).
     type: path
   connect_timeout:
     description: Seconds to connect. pip has a single socket timeout, set to the larger of this and O(read_timeout).
@@ -105,6 +133,14 @@ notes:
   - Only wheels are considered (C(--only-binary :all:)); an index that holds only the sdist makes this module fail.
   - pip reports a 401 or an unreachable index only as "from versions none"; the module then asks the project page
     directly to tell which.
+  - O(client=uv) is isolated as measured with uv 0.13.9. C(UV_NO_CONFIG) alone drops only config files, so every
+    inherited C(UV_*) variable is removed from uv's environment (an inherited C(UV_EXTRA_INDEX_URL) would otherwise
+    install from another index). C(UV_CREDENTIALS_DIR) and C(NETRC) name empty private files, and O(index_url) is
+    the only index (C(--default-index)).
+  - uv follows redirects silently (pypiserver's default fallback sends unknown projects to pypi.org). Its C(-v) log
+    names every file it requested; each must come from the index under test, or the module fails.
+  - With O(client=uv), RV(sha256) is the index's C(#sha256=) hash, which uv checks the download against. An index
+    without one (pypiserver C(--hash-algo off)) has the served file fetched and hashed here.
 seealso:
   - module: pypi_ops.pypiserver.package_build
 """
@@ -121,6 +157,16 @@ EXAMPLES = r"""
     password: "{{ vault_pypi_password }}"
   register: installed
 
+- name: The same install with uv; tell a missing uv apart from a failed install
+  pypi_ops.pypiserver.package_install:
+    index_url: "{{ server_url }}simple/"
+    name: "{{ probe.name }}"
+    version: "{{ probe.version }}"
+    expected_version: "{{ probe.expected_version }}"
+    client: uv
+  register: uv_installed
+  failed_when: uv_installed is failed and not (uv_installed.client_missing | default(false))
+
 - name: The latest pre-release the index offers
   pypi_ops.pypiserver.package_install:
     index_url: https://pypi.example.internal/simple/
@@ -131,19 +177,49 @@ EXAMPLES = r"""
 
 RETURN = r"""
 requirement:
-  description: What pip was asked to install.
+  description: What the client was asked to install.
   returned: always
   type: str
   sample: pypi-ops-probe==1.0.0
+client:
+  description: The install client used (O(client)).
+  returned: always
+  type: str
+  sample: uv
+client_missing:
+  description:
+    - V(true) when the task failed because the client's program is not installed (O(client=uv) and no uv binary
+      found). Nothing was installed; C(msg) names what is missing and how to install it.
+    - V(false) otherwise, also when the install failed.
+  returned: always (unless the arguments are invalid)
+  type: bool
+  sample: false
 index_url:
   description: The index used, without credentials.
   returned: always
   type: str
 resolved_url:
-  description: URL of the file pip downloaded (redacted), on the index's scheme, host and port.
+  description: URL of the file the client downloaded (redacted), on the index's scheme, host and port.
   returned: success
   type: str
   sample: http://127.0.0.1:8080/packages/pypi_ops_probe-1.0.0-py3-none-any.whl
+origin:
+  description:
+    - Scheme, host and port RV(resolved_url) came from. It is always the one of O(index_url); otherwise the module
+      fails (the install would prove nothing about the server).
+  returned: success
+  type: str
+  sample: http://127.0.0.1:8080
+requests:
+  description: Every URL uv requested (from its C(-v) log, redacted), all checked to be on the index's origin.
+  returned: success with O(client=uv)
+  type: list
+  elements: str
+uv:
+  description: The uv binary that ran.
+  returned: when O(client=uv) and uv was found
+  type: str
+  sample: /opt/venv/bin/uv
 filename:
   description: Name of the resolved file.
   returned: success
@@ -158,10 +234,12 @@ sha256_source:
     - V(pip-report) from pip's C(--report). That is the index's C(#sha256=) fragment, which pip verified while
       downloading, or, when the index gives no fragment, pip's own hash of the downloaded file.
     - V(download) when the report had none and the file was fetched and hashed here.
+    - V(index-hash-checked-by-uv) with O(client=uv) - the index's C(#sha256=) fragment, which uv verified while
+      downloading; V(download) when the index gives none.
   returned: success
   type: str
 installed_version:
-  description: Version pip installed (from its report).
+  description: Version the client installed (pip's report; uv's C(-v) log).
   returned: success
   type: str
   sample: 1.0.0
@@ -178,8 +256,8 @@ import_file:
   returned: success
   type: str
 cmd:
-  description: pip's argv (holds no credentials).
-  returned: when pip ran
+  description: The install command's argv, pip's or uv's (holds no credentials).
+  returned: when the install command ran
   type: list
   elements: str
 venv_dir:
@@ -192,7 +270,12 @@ skipped:
   type: bool
 pip_output:
   description: Last lines of pip's output.
-  returned: failure
+  returned: failure with O(client=pip)
+  type: list
+  elements: str
+uv_output:
+  description: Last lines of uv's output (without its C(-v) debug lines).
+  returned: failure with O(client=uv)
   type: list
   elements: str
 """
@@ -201,21 +284,34 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, probe
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, probe, uv_runner
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
+
+
+def _base(module: AnsibleModule) -> dict[str, t.Any]:
+    """Keys of every result, success or failure."""
+    return {"changed": False, "client": module.params["client"], "client_missing": False}
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
     p = module.params
+    base = _base(module)
     try:  # before pip runs: a bad name or version (or a marker smuggled into it) is the caller's mistake
         probe.validate_name(p["name"])
         if p["version"]:
             probe.validate_version(p["version"])
     except probe.ProbeError as exc:
-        module.fail_json(msg=exc.msg)
+        module.fail_json(msg=exc.msg, **base)
     _url, _user, url_password = pr.split_credentials(p["index_url"])
     if url_password:
         module.no_log_values.add(url_password)  # keep it out of the logged invocation too
+    uv = None
+    if p["client"] == "uv":  # a missing client is its own signal (client_missing), not a failed install
+        try:
+            uv = uv_runner.find_uv(p["uv"], p["python"])
+        except uv_runner.UvNotFound as exc:
+            module.fail_json(msg=exc.msg, **dict(base, client_missing=True))
+        base["uv"] = uv
     spec = pr.InstallSpec(
         index_url=p["index_url"],
         name=p["name"],
@@ -232,7 +328,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     )
     if module.check_mode:
         return {
-            "changed": False,
+            **base,
             "skipped": True,
             "requirement": spec.requirement,
             "index_url": http.redact_url(pr.split_credentials(spec.index_url)[0]),
@@ -240,7 +336,11 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         }
     opts = http.ClientOptions.from_params(p)
     http.warn_insecure(module, opts)
-    return pr.install_and_import(module, spec, opts)
+    if uv:
+        result = uv_runner.install_and_import(module, uv_runner.UvInstallSpec(**spec._asdict(), uv=uv), opts)
+    else:
+        result = pr.install_and_import(module, spec, opts)
+    return {**base, **result, "origin": pr.origin_text(result["resolved_url"])}
 
 
 def main() -> None:
@@ -254,6 +354,8 @@ def main() -> None:
         expected_sha256=dict(type="str"),
         keep_venv=dict(type="bool", default=False),
         work_dir=dict(type="path"),
+        client=dict(type="str", default="pip", choices=["pip", "uv"]),
+        uv=dict(type="path"),
         python=dict(type="path"),
         retries=dict(type="int", default=1),
         timeout=dict(type="float", default=300.0),
@@ -261,12 +363,15 @@ def main() -> None:
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not http.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(http.REQUESTS_IMPORT_ERROR))
+        module.fail_json(
+            msg=missing_required_lib("requests"), exception=str(http.REQUESTS_IMPORT_ERROR), **_base(module)
+        )
     try:
         result = run(module)
     except pr.InstallError as exc:
-        details = {k: v for k, v in exc.details.items() if k not in ("msg", "failed", "changed")}
-        module.fail_json(msg=exc.msg, pip_output=exc.output_tail, changed=False, **details)
+        details = {k: v for k, v in exc.details.items() if k not in ("msg", "failed", "changed", "client")}
+        output = {f"{module.params['client']}_output": exc.output_tail}  # pip_output or uv_output
+        module.fail_json(msg=exc.msg, **output, **dict(_base(module), **details))
     module.exit_json(**result)
 
 

@@ -11,16 +11,27 @@ module: package_upload
 short_description: Upload Python distributions to an index and classify each outcome
 version_added: "0.1.0"
 description:
-  - Uploads each dist file on its own, with B(twine) by default (the client users run), or with a direct
-    POST to the legacy upload API (O(client=http)).
+  - Uploads each dist file on its own, with B(twine) by default (the client users run), with B(uv publish)
+    (O(client=uv)), or with a direct POST to the legacy upload API (O(client=http)).
   - Each file's outcome is classified with its HTTP status as one of V(uploaded), V(exists), V(unauthorized),
     V(forbidden), V(too_large), V(rejected), V(server_error), V(unreachable), V(invalid_dist) or V(error).
   - O(expect) lets a negative test assert a refusal; any other outcome fails the task with one message that
     names what was expected, what came back and the usual cause.
-  - Credentials reach twine through C(TWINE_USERNAME)/C(TWINE_PASSWORD) in its environment, never its argv.
+  - Credentials reach twine through C(TWINE_USERNAME)/C(TWINE_PASSWORD) and uv through
+    C(UV_PUBLISH_USERNAME)/C(UV_PUBLISH_PASSWORD) in their environment, never their argv.
+  - With O(client=uv) and no uv binary, the task fails with RV(client_missing=true) and a message naming uv and how
+    to install it, so a play can tell "uv is absent" from "the upload failed".
 notes:
   - With O(ca_path), twine gets C(--cert) and C(REQUESTS_CA_BUNDLE)/C(CURL_CA_BUNDLE) name the same bundle (when set, as
     on many CI machines, they would override C(--cert) inside twine).
+  - uv publish runs isolated, as measured with uv 0.13.9. Every inherited C(UV_*) variable is removed from its
+    environment, and it gets no config (C(--no-config)), no stored credentials (an empty C(UV_CREDENTIALS_DIR) and
+    C(NETRC)), no retries and C(--trusted-publishing never). It never gets C(--check-url), which would turn a
+    duplicate into a success.
+  - uv publish cannot upload without credentials. Without O(password) it sends a placeholder user, so an open
+    server still takes the upload and an authenticating one refuses it (V(forbidden)).
+  - uv has no C(--cert) for publish; O(ca_path) reaches it as C(SSL_CERT_FILE). O(validate_certs=false) becomes
+    C(--allow-insecure-host) for the upload URL's host and port.
 author:
   - pypi_ops contributors
 attributes:
@@ -52,12 +63,20 @@ options:
   client:
     description:
       - V(twine) runs C(python -m twine upload) per file.
+      - V(uv) runs C(uv publish) per file (see O(uv) for where the binary comes from).
       - V(http) posts the multipart form itself (streamed from disk); with O(anonymous=true) it sends no credentials.
     type: str
-    choices: [twine, http]
+    choices: [twine, uv, http]
     default: twine
+  uv:
+    description:
+      - The uv binary for O(client=uv).
+      - Defaults to C(uv) next to O(python) (or next to the interpreter running the module, where the C(uv) wheel
+        installs it), else the first C(uv) on C(PATH).
+      - Ignored by the other clients.
+    type: path
   anonymous:
-    description: With O(client=http), send no Authorization header at all (twine always sends one).
+    description: With O(client=http), send no Authorization header at all (twine and uv always send one).
     type: bool
     default: false
   timeout:
@@ -65,17 +84,20 @@ options:
     type: float
     default: 300
   python:
-    description: Interpreter with twine installed. Defaults to the one running the module.
+    description:
+      - Interpreter with twine installed. Defaults to the one running the module.
+      - With O(client=uv), the directory of this interpreter is where uv is looked for first (unless O(uv) is given).
     type: path
   validate_certs:
     description:
       - Verify TLS certificates. V(false) works, with a warning; prefer O(ca_path) for a private CA.
       - Twine has no switch for it, so with V(false) twine runs with its upload session's C(verify) turned off (where
         twine would set its C(--cert) CA); everything else in twine is unchanged.
+      - uv gets C(--allow-insecure-host) for the upload URL's host and port.
     type: bool
     default: true
   ca_path:
-    description: CA bundle for a private CA (twine C(--cert); the direct client verifies with it too).
+    description: CA bundle for a private CA (twine C(--cert), uv C(SSL_CERT_FILE); the direct client verifies with it too).
     type: path
   read_timeout:
     description: Seconds to wait for an answer (http client).
@@ -84,7 +106,7 @@ options:
   progress_file:
     description:
       - File this module rewrites with its progress (which file; bytes sent with O(client=http), a heartbeat while
-        twine runs), as one small JSON object, atomically and at most once a second.
+        twine or uv runs), as one small JSON object, atomically and at most once a second.
       - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
         there is no need to set it by hand.
     type: path
@@ -97,6 +119,16 @@ EXAMPLES = r"""
     files: "{{ build.files | map(attribute='path') | list }}"
     username: ci
     password: "{{ pypi_password }}"
+
+- name: Upload the same files with uv publish; tell a missing uv apart from a failed upload
+  pypi_ops.pypiserver.package_upload:
+    repository_url: http://127.0.0.1:8080/
+    files: "{{ build.files | map(attribute='path') | list }}"
+    client: uv
+    username: ci
+    password: "{{ pypi_password }}"
+  register: uv_upload
+  failed_when: uv_upload is failed and not (uv_upload.client_missing | default(false))
 
 - name: Prove that a wrong password is refused
   pypi_ops.pypiserver.package_upload:
@@ -126,6 +158,24 @@ uploaded:
   returned: always
   type: list
   elements: str
+client:
+  description: The upload client used (O(client)).
+  returned: always
+  type: str
+  sample: uv
+client_missing:
+  description:
+    - V(true) when the task failed because the client's program is not installed (O(client=uv) and no uv binary
+      found). Nothing was uploaded; RV(results) is empty and C(msg) names what is missing and how to install it.
+    - V(false) otherwise, also when an upload failed.
+  returned: always (unless the arguments are invalid)
+  type: bool
+  sample: false
+uv:
+  description: The uv binary that ran.
+  returned: when O(client=uv) and uv was found
+  type: str
+  sample: /opt/venv/bin/uv
 """
 
 import os
@@ -134,7 +184,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress, upload
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress, upload, uv_runner
 
 
 def _expected(values: list[str]) -> list[str]:
@@ -163,16 +213,20 @@ def _upload_one(
     unreachable: str | None,
     prog: progress.Progress,
     label: str,
+    uv: str | None,
 ) -> tuple[upload.Outcome, float]:
     p = module.params
     if unreachable:
         return upload.Outcome("unreachable", None, unreachable), 0.0
+    size = f"{os.path.getsize(path) / 1048576:.1f} MiB"
     if p["client"] == "twine":
-        size = f"{os.path.getsize(path) / 1048576:.1f} MiB"
         with prog.heartbeat(f"{label} ({size}), twine running"):
             return upload.timed(
                 lambda: upload.twine_upload(module, p["repository_url"], path, opts, p["timeout"], p["python"])
             )
+    if uv:
+        with prog.heartbeat(f"{label} ({size}), uv publish running"):
+            return upload.timed(lambda: uv_runner.uv_publish(module, p["repository_url"], path, opts, p["timeout"], uv))
     try:
         name, version = _name_version(path)
     except Exception as exc:  # noqa: BLE001 - packaging's InvalidWheelFilename / InvalidSdistFilename
@@ -195,14 +249,24 @@ def _upload_one(
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
     p = module.params
+    base: dict[str, t.Any] = {"client": p["client"], "client_missing": False}
     expected = _expected(p["expect"])
     unknown = sorted(set(expected) - set(upload.OUTCOMES))
     if unknown:
-        module.fail_json(msg=f"expect has unknown outcome(s) {unknown}; use {list(upload.OUTCOMES) + ['refused']}.")
+        module.fail_json(
+            msg=f"expect has unknown outcome(s) {unknown}; use {list(upload.OUTCOMES) + ['refused']}.", **base
+        )
     files = [os.path.abspath(f) for f in p["files"]]
     problem = upload.check_files(files)
     if problem:
-        module.fail_json(msg=problem)
+        module.fail_json(msg=problem, **base)
+    uv = None
+    if p["client"] == "uv":  # a missing client is its own signal (client_missing), not a failed upload
+        try:
+            uv = uv_runner.find_uv(p["uv"], p["python"])
+        except uv_runner.UvNotFound as exc:
+            module.fail_json(msg=exc.msg, changed=False, results=[], uploaded=[], **dict(base, client_missing=True))
+        base["uv"] = uv
     opts = httputil.ClientOptions.from_params(p)
     httputil.warn_insecure(module, opts)
     if module.check_mode:
@@ -210,6 +274,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
             "changed": True,
             "results": [{"path": f, "filename": os.path.basename(f)} for f in files],
             "uploaded": [],
+            **base,
         }
 
     session = httputil.make_session(opts)
@@ -218,7 +283,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     prog = progress.Progress(p["progress_file"], "upload")
     for index, path in enumerate(files, 1):
         label = f"file {index}/{len(files)} {os.path.basename(path)}"
-        got, secs = _upload_one(module, session, path, opts, unreachable, prog, label)
+        got, secs = _upload_one(module, session, path, opts, unreachable, prog, label, uv)
         results.append(
             {
                 "path": path,
@@ -231,7 +296,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
             }
         )
     uploaded = [r["filename"] for r in results if r["outcome"] == "uploaded"]
-    result = {"changed": bool(uploaded), "results": results, "uploaded": uploaded}
+    result = {"changed": bool(uploaded), "results": results, "uploaded": uploaded, **base}
     bad = [r for r in results if not r["expected"]]
     if bad:
         first = bad[0]
@@ -249,7 +314,8 @@ def main() -> None:
         repository_url=dict(type="str", required=True),
         files=dict(type="list", elements="path", required=True),
         expect=dict(type="list", elements="str", default=["uploaded"]),
-        client=dict(type="str", default="twine", choices=["twine", "http"]),
+        client=dict(type="str", default="twine", choices=["twine", "uv", "http"]),
+        uv=dict(type="path"),
         anonymous=dict(type="bool", default=False),
         timeout=dict(type="float", default=300.0),
         python=dict(type="path"),

@@ -70,6 +70,9 @@ def test_payload_makes_an_incompressible_wheel(tmp_path, run_module):
     assert res["wheel"]["size"] > 3 * MiB
     with zipfile.ZipFile(res["wheel"]["path"]) as whl:
         assert whl.getinfo("payload_probe/payload.bin").file_size == 3 * MiB
+        # random bytes are stored, not deflated (deflating them only costs time), and the archive is sound
+        assert whl.getinfo("payload_probe/payload.bin").compress_type == zipfile.ZIP_STORED
+        assert whl.testzip() is None
 
 
 def test_idempotent_and_force(tmp_path, run_module):
@@ -203,3 +206,5 @@ def test_probe_spec_normalizes():
     assert pb.build_argv("py", "src", "out", ["wheel"]) == [
         "py", "-m", "build", "--no-isolation", "--wheel", "--outdir", "out", "src"
     ]  # fmt: skip
+    assert "-C--build-option=--compression=stored" in pb.build_argv("py", "src", "out", ["wheel"], stored=True)
+    assert not any("compression" in a for a in pb.build_argv("py", "src", "out", ["sdist", "wheel"], stored=True))

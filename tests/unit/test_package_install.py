@@ -253,3 +253,111 @@ def test_helpers():
     spec = pr.InstallSpec("http://127.0.0.1:1/simple/", NAME, "1.0.0")
     msg = pr.explain_pip_failure(pip_text, spec, spec.index_url, http.ClientOptions.from_params({}))
     assert "sha256 differs from the hash in its own index page" in msg
+
+
+# ---------------------------------------------------------------- client uv (uv venv + uv pip install, the real uv)
+
+
+@pytest.fixture(scope="module")
+def uv_bin() -> str:
+    """The uv that requirements.txt installs into the project venv; a skip naming the fix without it (CI: a failure)."""
+    from tests.helpers import VENV_BIN
+
+    uv = str(VENV_BIN / "uv")
+    if os.path.isfile(uv) and os.access(uv, os.X_OK):
+        return uv
+    reason = f"uv is not installed at {uv}: pip install -r requirements.txt (it pins uv)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def test_uv_install_exact_version_has_the_pip_result_shape(pypiserver, dists, uv_bin, tmp_path, run_module):
+    publish(pypiserver, dists["1.0.0"]["wheel"], dists["1.1.0"]["wheel"])
+    wheel = dists["1.0.0"]["wheel"]
+    exact = dict(version="1.0.0", expected_version="1.0.0", expected_sha256=wheel["sha256"])
+    res = run_module(package_install, install_args(pypiserver, tmp_path, client="uv", uv=uv_bin, **exact))
+    assert not res.failed, res
+    assert res["client"] == "uv" and res["client_missing"] is False and res["uv"] == uv_bin
+    assert res["installed_version"] == "1.0.0" and res["imported_version"] == "1.0.0"
+    assert res["filename"] == wheel["filename"]
+    assert res["resolved_url"] == f"{pypiserver.url}packages/{wheel['filename']}"
+    assert res["origin"] == f"http://127.0.0.1:{pypiserver.port}"
+    assert res["requests"] and all(u.startswith(pypiserver.url) for u in res["requests"])
+    assert (res["sha256"], res["sha256_source"]) == (wheel["sha256"], "index-hash-checked-by-uv")
+    assert res["import_file"].startswith(str(tmp_path)) and res["import_file"].endswith(f"/{IMPORT}/__init__.py")
+    cmd = res["cmd"]
+    assert cmd[0] == uv_bin and cmd[cmd.index("--default-index") + 1].endswith("=" + pypiserver.simple_url)
+    assert_clean(tmp_path)
+
+    # The same install with pip: every key pip returns, uv returns too, so role tasks can treat both alike.
+    pip = run_module(package_install, install_args(pypiserver, tmp_path, **exact))
+    assert not pip.failed, pip
+    assert pip["client"] == "pip" and pip["client_missing"] is False and pip["origin"] == res["origin"]
+    assert set(pip) <= set(res), set(pip) - set(res)
+    for key in ("requirement", "index_url", "resolved_url", "filename", "sha256", "installed_version", "import_name"):
+        assert pip[key] == res[key], key
+    assert_clean(tmp_path)
+
+
+def test_uv_unpinned_install_of_a_newer_version_fails_naming_both(pypiserver, dists, uv_bin, tmp_path, run_module):
+    publish(pypiserver, dists["1.0.0"]["wheel"], dists["1.1.0"]["wheel"])
+    res = run_module(
+        package_install, install_args(pypiserver, tmp_path, client="uv", uv=uv_bin, expected_version="1.0.0")
+    )
+    assert res.failed and res["client_missing"] is False
+    assert f"{IMPORT}.__version__ is '1.1.0', expected '1.0.0'" in res["msg"]
+    assert res["installed_version"] == "1.1.0" and res["imported_version"] == "1.1.0"
+    assert res["resolved_url"].endswith(dists["1.1.0"]["wheel"]["filename"])
+    assert_clean(tmp_path)
+
+
+def test_uv_failed_install_reports_uv_output(pypiserver, dists, uv_bin, tmp_path, run_module):
+    publish(pypiserver, dists["1.0.0"]["wheel"])
+    res = run_module(package_install, install_args(pypiserver, tmp_path, client="uv", uv=uv_bin, version="9.9.9"))
+    assert res.failed and res["client_missing"] is False and res["client"] == "uv"
+    assert f"{NAME}==9.9.9 is not on the index" in res["msg"]
+    assert res["uv_output"] and "pip_output" not in res
+    assert_clean(tmp_path)
+
+
+def test_uv_install_with_credentials_and_without_hash_fragments(
+    pypiserver_factory, dists, uv_bin, tmp_path, run_module
+):
+    password = "uv-Pa55-word"
+    server = pypiserver_factory(
+        auth_actions=("download", "list"), username="ci-user", password=password, hash_algo="off"
+    )
+    publish(server, dists["1.0.0"]["wheel"])
+    creds = dict(username="ci-user", password=password)
+    res = run_module(package_install, install_args(server, tmp_path, client="uv", uv=uv_bin, version="1.0.0", **creds))
+    assert not res.failed, res
+    # No #sha256= on the index: the served file is hashed instead, and it is the built wheel.
+    assert (res["sha256"], res["sha256_source"]) == (dists["1.0.0"]["wheel"]["sha256"], "download")
+    assert password not in json.dumps({k: v for k, v in res.items() if k != "invocation"})
+    wrong = run_module(
+        package_install,
+        install_args(server, tmp_path, client="uv", uv=uv_bin, version="1.0.0", expected_sha256="0" * 64, **creds),
+    )
+    assert wrong.failed and "expected " + "0" * 64 in wrong["msg"]
+    assert_clean(tmp_path)
+
+
+def test_uv_missing_is_client_missing_not_a_failed_install(pypiserver, dists, tmp_path, run_module):
+    publish(pypiserver, dists["1.0.0"]["wheel"])
+    nowhere = str(tmp_path / "no" / "uv")
+    work = tmp_path / "work"
+    for check_mode in (False, True):
+        res = run_module(
+            package_install,
+            install_args(pypiserver, work, client="uv", uv=nowhere, version="1.0.0"),
+            check_mode=check_mode,
+        )
+        assert res.failed and res["client_missing"] is True, res
+        assert res["msg"].startswith(f"uv is not at {nowhere} (no executable file there); install it on the controller")
+        assert "pip install uv" in res["msg"] and "\n" not in res["msg"]
+        assert "installed_version" not in res
+    assert not work.exists() or os.listdir(work) == []
+    # An install that fails for another reason is not a missing client.
+    absent = run_module(package_install, install_args(pypiserver, work, version="9.9.9"))
+    assert absent.failed and absent["client_missing"] is False and absent["client"] == "pip"

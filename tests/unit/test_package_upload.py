@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -146,3 +147,101 @@ def test_twine_output_parsing_reads_the_status_and_server_text():
     assert "already exists" in got.detail
     assert upload.parse_twine(1, "ERROR InvalidDistribution: Unknown distribution format").outcome == "invalid_dist"
     assert upload.parse_twine(0, "").outcome == "uploaded"
+
+
+# ---------------------------------------------------------------- client uv (uv publish, the real uv binary)
+
+
+@pytest.fixture(scope="module")
+def uv_bin() -> str:
+    """The uv that requirements.txt installs into the project venv; a skip naming the fix without it (CI: a failure)."""
+    from tests.helpers import VENV_BIN
+
+    uv = str(VENV_BIN / "uv")
+    if os.path.isfile(uv) and os.access(uv, os.X_OK):
+        return uv
+    reason = f"uv is not installed at {uv}: pip install -r requirements.txt (it pins uv)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _served(server, filename: str) -> bytes:
+    import requests
+
+    resp = requests.get(f"{server.url}packages/{filename}", timeout=30)
+    assert resp.status_code == 200, resp.status_code
+    return resp.content
+
+
+def test_uv_upload_is_served_back_intact(auth_pypiserver, dists, uv_bin, tmp_path, run_module):
+    progress_file = tmp_path / "progress.json"
+    res = run_module(
+        package_upload,
+        _args(auth_pypiserver, dists["files"], client="uv", uv=uv_bin, progress_file=str(progress_file)),
+    )
+    assert not res.failed, res
+    assert res["changed"] is True and res["client"] == "uv" and res["client_missing"] is False
+    assert res["uv"] == uv_bin
+    assert [(r["outcome"], r["status"]) for r in res["results"]] == [("uploaded", 200), ("uploaded", 200)]
+    assert res["uploaded"] == [f["filename"] for f in dists["files"]]
+    for f in dists["files"]:
+        assert hashlib.sha256(_served(auth_pypiserver, f["filename"])).hexdigest() == f["sha256"]
+    assert auth_pypiserver.password not in str(res)
+    # The heartbeat named uv while it ran (the last file's).
+    assert json.loads(progress_file.read_text())["detail"].endswith("uv publish running")
+
+
+def test_uv_duplicate_upload_is_exists(auth_pypiserver, dists, uv_bin, run_module):
+    wheel = [dists["wheel"]]
+    assert not run_module(package_upload, _args(auth_pypiserver, wheel, client="uv", uv=uv_bin)).failed
+    res = run_module(package_upload, _args(auth_pypiserver, wheel, client="uv", uv=uv_bin))
+    assert res.failed and res["client_missing"] is False
+    assert (res["results"][0]["outcome"], res["results"][0]["status"]) == ("exists", 409)
+    assert res["msg"].startswith(f"Upload of {dists['wheel']['filename']}: expected uploaded, got exists (HTTP 409);")
+    assert "already exists" in res["msg"] and "\n" not in res["msg"]
+    ok = run_module(package_upload, _args(auth_pypiserver, wheel, client="uv", uv=uv_bin, expect=["exists"]))
+    assert not ok.failed and ok["changed"] is False
+
+
+def test_uv_wrong_password_is_forbidden(auth_pypiserver, dists, uv_bin, run_module):
+    res = run_module(
+        package_upload, _args(auth_pypiserver, [dists["wheel"]], client="uv", uv=uv_bin, password="not-the-password")
+    )
+    assert res.failed and res["client_missing"] is False
+    assert (res["results"][0]["outcome"], res["results"][0]["status"]) == ("forbidden", 403)
+    filename = dists["wheel"]["filename"]
+    assert res["msg"].startswith(
+        f"Upload of {filename}: expected uploaded, got forbidden (HTTP 403); the credentials were refused: "
+        "check username/password (pypi_username/pypi_password) or the server's htpasswd file."
+    ), res["msg"]
+    assert "\n" not in res["msg"] and "Traceback" not in res["msg"]
+    assert "not-the-password" not in str({k: v for k, v in res.items() if k != "invocation"})
+    assert not os.listdir(auth_pypiserver.package_dir)
+
+
+def test_uv_without_credentials_is_refused_and_says_why(auth_pypiserver, dists, uv_bin, run_module):
+    args = _args(auth_pypiserver, [dists["wheel"]], client="uv", uv=uv_bin)
+    del args["username"], args["password"]
+    res = run_module(package_upload, args)
+    assert res.failed and res["results"][0]["outcome"] == "forbidden"
+    assert "uv publish cannot upload without any" in res["msg"]
+    assert not os.listdir(auth_pypiserver.package_dir)
+
+
+def test_uv_missing_is_client_missing_not_a_failed_upload(auth_pypiserver, dists, tmp_path, run_module):
+    nowhere = str(tmp_path / "no" / "uv")
+    for check_mode in (False, True):
+        res = run_module(
+            package_upload, _args(auth_pypiserver, [dists["wheel"]], client="uv", uv=nowhere), check_mode=check_mode
+        )
+        assert res.failed and res["client_missing"] is True, res
+        assert res["msg"] == (
+            f"uv is not at {nowhere} (no executable file there); install it on the controller (pip install uv, pinned "
+            "in requirements.txt) or drop uv from the client set."
+        )
+        assert res["results"] == [] and res["uploaded"] == []
+    assert not os.listdir(auth_pypiserver.package_dir)
+    # A real upload failure of another client is not a missing client.
+    refused = run_module(package_upload, _args(auth_pypiserver, [dists["wheel"]], password="wrong"))
+    assert refused.failed and refused["client_missing"] is False and refused["client"] == "twine"

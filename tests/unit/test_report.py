@@ -340,3 +340,33 @@ def test_module_names_an_unwritable_dest(tmp_path, run_module):
     assert (
         res["msg"].startswith(f"Cannot write the report to {blocker / 'reports'}") and "pypi_report_dir" in res["msg"]
     )
+
+
+def _with_matrix() -> list[dict[str, t.Any]]:
+    matrix = [
+        {"upload": "twine", "install": "pip", "status": "passed", "reason": "pip installed 1.0.0"},
+        {"upload": "uv", "install": "pip", "status": "failed", "reason": "install with pip failed: <got 9.9> | x"},
+    ]
+    findings = [{"check": "hash_fragments", "pep": "503", "status": "warn", "detail": "no hash on 1 link"}]
+    return report.normalize(
+        [
+            {"id": "index_conformance", "priority": "p1", "status": "passed", "duration": 1.0, "reason": "ok",
+             "figures": {"findings": findings, "supports": {"pep691_json": False}}},
+            {"id": "clients", "priority": "p2", "status": "failed", "duration": 2.0, "reason": "1 of 2 failed",
+             "figures": {"matrix": matrix, "pairs_passed": 1}},
+        ]
+    )  # fmt: skip
+
+
+def test_summary_and_html_show_the_client_matrix_and_conformance(tmp_path):
+    results = _with_matrix()
+    md = report.summary_md(results, "suite", {})
+    assert "## Client matrix" in md and "| twine | pip | PASSED | pip installed 1.0.0 |" in md
+    assert "| uv | pip | FAILED | install with pip failed: <got 9.9> \\| x |" in md  # the pipe cannot break the table
+    assert "## Index conformance" in md and "| hash_fragments | 503 | WARN | no hash on 1 link |" in md
+    page = report.report_html(results, "suite", {}, "2026-01-01T00:00:00Z")
+    assert "<h2>Client matrix</h2>" in page and "&lt;got 9.9&gt;" in page and "<got 9.9>" not in page
+    assert '<span class="badge warn">WARN</span>' in page
+    # without those tests, neither section appears
+    plain = report.summary_md(results[:0], "suite", {})
+    assert "Client matrix" not in plain and "Index conformance" not in plain
