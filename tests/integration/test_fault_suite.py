@@ -48,10 +48,12 @@ POLL = 0.02
 LOCAL_PASSED = {
     "deploy",
     "connection",
+    "web_ui",
     "simple_index",
     "upload",
     "download",
     "list",
+    "index_conformance",
     "multiple_versions",
     "persistence",
     "storage",
@@ -60,6 +62,7 @@ LOCAL_PASSED = {
     "overwrite",
     "large_package",
     "load",
+    "clients",
 }
 LOCAL_SKIPPED = {"s3_connectivity", "s3_upload", "s3_download", "helm_test"}
 URL_SKIPPED = LOCAL_SKIPPED | {"persistence", "storage"}
@@ -227,10 +230,11 @@ FAULTS = [
     Fault(
         "stored_file_corrupted",
         "the stored probe wheel gets other bytes after upload, when the download test starts",
-        frozenset({"download", "list", "persistence", "storage"}),
+        frozenset({"download", "list", "index_conformance", "persistence", "storage"}),
         {
             "download": r"not the uploaded file.*sha256|sha256 differs",
             "list": r"sha256 other than the uploaded|sha256 differs",
+            "index_conformance": r"hash_matches .*its link says .*hash mismatch",
             "persistence": r"sha256 other than the uploaded|sha256 differs",
             "storage": r"differs in storage: \S+-1\.0\.0-py3-none-any\.whl \(sha256 expected",
         },
@@ -258,8 +262,15 @@ FAULTS = [
     Fault(
         "server_dies_mid_run",
         "the server is SIGKILLed right after the auth test's upload",
-        frozenset({"auth", "concurrency", "overwrite", "large_package", "load"}),
-        {"auth": REFUSED, "concurrency": REFUSED, "overwrite": REFUSED, "large_package": REFUSED, "load": REFUSED},
+        frozenset({"auth", "concurrency", "overwrite", "large_package", "load", "clients"}),
+        {
+            "auth": REFUSED,
+            "concurrency": REFUSED,
+            "overwrite": REFUSED,
+            "large_package": REFUSED,
+            "load": REFUSED,
+            "clients": rf"4 of 4 client pair\(s\) failed: twine->pip: upload with twine failed: .*({REFUSED})",
+        },
         extra={"pypi_connect_timeout": 2},
         saboteur=kill_server_after_auth_upload,
     ),

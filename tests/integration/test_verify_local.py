@@ -18,7 +18,19 @@ def _assert_all_passed(run, ids):
         assert run.results.get(test_id, {}).get("status") == "passed", (test_id, run.results)
 
 
-ALL = [*P0, "multiple_versions", "persistence", "auth", "concurrency", "overwrite", "large_package", "load"]
+ALL = [
+    *P0,
+    "web_ui",
+    "index_conformance",
+    "multiple_versions",
+    "persistence",
+    "auth",
+    "concurrency",
+    "overwrite",
+    "large_package",
+    "load",
+    "clients",
+]
 
 
 def test_local_target_passes_twice(tmp_path):
@@ -27,10 +39,12 @@ def test_local_target_passes_twice(tmp_path):
     assert list(first.results) == [
         "deploy",
         "connection",
+        "web_ui",
         "simple_index",
         "upload",
         "download",
         "list",
+        "index_conformance",
         "multiple_versions",
         "persistence",
         "storage",
@@ -42,6 +56,7 @@ def test_local_target_passes_twice(tmp_path):
         "overwrite",
         "large_package",
         "load",
+        "clients",
         "helm_test",
     ]
     assert "kubernetes target" in first.results["helm_test"]["reason"]
@@ -54,6 +69,8 @@ def test_local_target_passes_twice(tmp_path):
     assert not (tmp_path / "state").exists()
     for figure in ("upload_mib_s=", "download_mib_s=", "up_p95_ms=", "down_p99_ms="):
         assert figure in summary
+    assert "## Client matrix" in summary and summary.count("| PASSED | pip installed 1.0.0") == 2
+    assert "## Index conformance" in summary and "| hash_matches | 503 | PASS |" in summary
     second = run_playbook(ROOT / "verify.yml", tmp_path, {"pypi_large_size_mib": 1, "pypi_load_uploads": 5})
     _assert_all_passed(second, ["deploy", *ALL])
 
