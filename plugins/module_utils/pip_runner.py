@@ -62,6 +62,7 @@ class InstallSpec(t.NamedTuple):
     timeout: float = 300
     retries: int = 1
     python: str | None = None
+    uv: str | None = None  # uv_runner only: the uv binary (None: found next to python or on PATH)
 
     @property
     def requirement(self) -> str:

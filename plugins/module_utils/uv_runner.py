@@ -261,28 +261,8 @@ def uv_publish(
 # ---------------------------------------------------------------- venv + pip install
 
 
-class UvInstallSpec(t.NamedTuple):
-    index_url: str
-    name: str
-    version: str | None = None
-    pre: bool = False
-    import_name: str | None = None
-    expected_version: str | None = None
-    expected_sha256: str | None = None
-    keep_venv: bool = False
-    work_dir: str | None = None
-    timeout: float = 300
-    retries: int = 0
-    python: str | None = None
-    uv: str | None = None
-
-    @property
-    def requirement(self) -> str:
-        return pr.requirement(self.name, self.version)
-
-    @property
-    def module_name(self) -> str:
-        return self.import_name or pr.default_import_name(self.name)
+# The same spec as pip's; its ``uv`` field names the uv binary (None: found by ``find_uv``).
+UvInstallSpec = pr.InstallSpec
 
 
 def venv_argv(uv: str, python: str, path: str) -> list[str]:

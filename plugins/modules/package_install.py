@@ -337,7 +337,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     opts = http.ClientOptions.from_params(p)
     http.warn_insecure(module, opts)
     if uv:
-        result = uv_runner.install_and_import(module, uv_runner.UvInstallSpec(**spec._asdict(), uv=uv), opts)
+        result = uv_runner.install_and_import(module, spec._replace(uv=uv), opts)
     else:
         result = pr.install_and_import(module, spec, opts)
     return {**base, **result, "origin": pr.origin_text(result["resolved_url"])}
