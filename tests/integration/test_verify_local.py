@@ -138,7 +138,16 @@ def test_tags_select_one_test_and_its_prerequisites(tmp_path):
     assert set(run.results) == {"deploy", "download"}
     p0 = run_playbook(ROOT / "verify.yml", tmp_path, args=["--tags", "p0"])
     assert p0.rc == 0, p0.output[-4000:]
-    assert set(p0.results) == {"deploy", "connection", "simple_index", "upload", "download", "list", "storage"}
+    assert set(p0.results) == {
+        "deploy",
+        "connection",
+        "web_ui",
+        "simple_index",
+        "upload",
+        "download",
+        "list",
+        "storage",
+    }
     assert run.results["download"]["status"] == "passed"
 
 
