@@ -75,10 +75,10 @@ molecule: $(VENV)/.molecule
 	  ANSIBLE_HOME=$(CURDIR)/.ansible $(VENV)/bin/molecule test -s $$s || exit 1; done
 
 test: $(VENV)/.dev
-	cd $(CURDIR) && $(PY) -m pytest tests $(PYTEST_ARGS)
+	cd $(CURDIR) && $(PY) -m pytest tests -n $(or $(PYTEST_WORKERS),3) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.dev
-	cd $(CURDIR) && $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+	cd $(CURDIR) && $(PY) -m pytest tests -m "not slow" -n $(or $(PYTEST_WORKERS),3) --dist loadgroup $(PYTEST_ARGS)
 
 # Soak: the full verify.yml N times, each on a fresh local pypiserver (own state/work/report dirs in a temp dir);
 # per run pass/fail, wall time and the slowest test; exit 1 when any run failed. ARGS go to ansible-playbook.

@@ -144,3 +144,29 @@ def require_fuse():
         if os.environ.get("CI") == "true":
             pytest.fail(f"S3 tests must run in CI: {problem}")
         pytest.skip(problem)
+
+
+# ---------------------------------------------------------------- pytest-xdist (make test runs -n 3 --dist loadgroup)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker: fail when the xdist_group marks were dropped, and hand out the slow tests first.
+
+    A group keeps tests together that must not run on two workers at once or that share an expensive run (the
+    fault suite's and the bad-input suite's module fixtures run every case of their module; the shared runs of
+    test_secrets.py/test_cleanup.py; the helm tests that read every helm values file on the machine). pytest-xdist
+    marks a grouped test by appending ``@<group>`` to its node id; some pytest versions drop that silently
+    (pytest-xdist#1386), which would run those module fixtures once per worker, so that is an error here.
+    The order only changes what a worker gets next (xdist hands out the groups first, then single tests in this
+    order): the slow tests before the many short ones, so that no long test starts last."""
+    if not hasattr(config, "workerinput"):
+        return
+    if getattr(config.option, "loadgroup", False):
+        lost = [i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+        if lost:
+            raise pytest.UsageError(
+                f"--dist loadgroup ignored the xdist_group mark of {lost[0]} ({len(lost)} tests): this pytest and "
+                "pytest-xdist do not work together (pytest-xdist#1386); install the pinned versions with 'make dev'."
+            )
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

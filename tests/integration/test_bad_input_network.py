@@ -24,7 +24,8 @@ from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_s
 from tests.badservers import UNRESOLVABLE_HOST, BadServer, Certs, TLSProxy, make_certs, refusing_port
 from tests.helpers import ROOT, PlayRun, run_playbook
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # the fixture runs every case's playbook
+# the fixture runs every case's playbook; under xdist one worker runs the whole module, so it runs once
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400), pytest.mark.xdist_group("bad_input_network_e2e")]
 
 VERIFY = ROOT / "verify.yml"
 # Small timeouts for the cases that fail: the connect/read timeouts of every request, how long connection retries,

@@ -142,6 +142,7 @@ def passed(request, tmp_path_factory) -> Observed:
     return observed_run(request.param, tmp_path_factory)
 
 
+@pytest.mark.xdist_group("shared_runs")  # xdist: with test_secrets.py, which makes the same runs
 def test_a_passing_run_leaves_no_process_mount_state_or_scratch(passed):
     assert passed.run.rc == 0, passed.run.output[-3000:]
     assert_saw_the_run(passed, s3=passed.name == "local_s3")

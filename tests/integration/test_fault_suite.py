@@ -68,7 +68,8 @@ LOCAL_SKIPPED = {"s3_connectivity", "s3_upload", "s3_download", "helm_test"}
 URL_SKIPPED = LOCAL_SKIPPED | {"persistence", "storage"}
 URL_PASSED = LOCAL_PASSED - URL_SKIPPED
 
-pytestmark = pytest.mark.slow
+# xdist: one worker runs the whole module; fault_runs starts every fault's run for the tests of this module
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fault_suite")]
 
 
 # ---------------------------------------------------------------- what a run knows about itself

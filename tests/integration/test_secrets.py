@@ -525,6 +525,7 @@ def test_the_sampler_catches_a_secret_in_an_argv_and_in_a_state_file_and_a_loose
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("shared_runs")  # xdist: one worker makes the shared runs, once
 def test_the_run_passed_and_the_sampler_saw_the_children_that_carry_credentials(observed):
     run = observed.run
     assert run.rc == 0, run.output[-4000:]
@@ -541,6 +542,7 @@ def test_the_run_passed_and_the_sampler_saw_the_children_that_carry_credentials(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("shared_runs")  # xdist: one worker makes the shared runs, once
 def test_no_secret_in_any_argv_output_report_or_state_file(observed):
     assert_no_leak(observed)
     # the state dir was really read while it existed (the run removes it at the end)
@@ -551,6 +553,7 @@ def test_no_secret_in_any_argv_output_report_or_state_file(observed):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("shared_runs")  # xdist: one worker makes the shared runs, once
 def test_credential_files_are_0600_in_a_0700_state_dir(observed):
     expected = ["htpasswd", "s3fs.passwd"] if observed.name == "local_s3" else ["htpasswd"]
     assert_credential_files_private(observed, expected)
@@ -561,6 +564,7 @@ def test_credential_files_are_0600_in_a_0700_state_dir(observed):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("shared_runs")  # xdist: one worker makes the shared runs, once
 def test_twine_gets_the_password_in_its_environment(observed):
     password = observed.secrets["pypi_password"][0]
     twines = [
@@ -571,6 +575,7 @@ def test_twine_gets_the_password_in_its_environment(observed):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("shared_runs")  # xdist: one worker makes the shared runs, once
 def test_pip_gets_the_password_from_a_private_netrc_that_is_removed(observed):
     password = observed.secrets["pypi_password"][0]
     pips = [(argv, env) for argv, env in observed.sampler.environs.values() if is_pip_install(argv)]
@@ -795,6 +800,7 @@ def assert_helm_got_the_secret_in_a_private_file(obs: Observed, secret: str) -> 
 
 @pytest.mark.contract
 @pytest.mark.slow
+@pytest.mark.xdist_group("helm_values")  # xdist: no other helm upgrade may run meanwhile
 def test_helm_gets_the_password_in_a_private_values_file_not_in_argv(tmp_path):
     require_helm()
     password = recognizable("k8s")
@@ -827,6 +833,7 @@ def test_helm_gets_the_password_in_a_private_values_file_not_in_argv(tmp_path):
 
 @pytest.mark.contract
 @pytest.mark.slow
+@pytest.mark.xdist_group("helm_values")  # xdist: no other helm upgrade may run meanwhile
 def test_rotating_through_helm_passes_the_new_password_in_a_private_values_file(tmp_path, pypiserver_factory):
     from tests.contract.test_rotate_credentials_kubernetes import SecretKube, _SecretHandler
 
