@@ -225,7 +225,8 @@ def test_uv_without_credentials_is_refused_and_says_why(auth_pypiserver, dists, 
     del args["username"], args["password"]
     res = run_module(package_upload, args)
     assert res.failed and res["results"][0]["outcome"] == "forbidden"
-    assert "uv publish cannot upload without any" in res["msg"]
+    # either uv got the 403, or (pypiserver closes early) its send broke and the runner asked again: both say why
+    assert "placeholder user 'pypi-ops-no-credentials'" in res["msg"], res["msg"]
     assert not os.listdir(auth_pypiserver.package_dir)
 
 
