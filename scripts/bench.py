@@ -53,7 +53,7 @@ from ansible.module_utils.common import warnings as ansible_warnings  # noqa: E4
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls  # noqa: E402
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import traffic  # noqa: E402
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import traffic, upload  # noqa: E402
 from ansible_collections.pypi_ops.pypiserver.plugins.modules import (  # noqa: E402
     index_list,
     load_test,
@@ -215,19 +215,6 @@ class Server:
         ls.stop(self.state_dir)
 
 
-def upload_fields(rec: dict[str, t.Any]) -> list[tuple[str, str]]:
-    """The legacy upload API's form fields, as the collection's http uploader sends them."""
-    return [
-        (":action", "file_upload"),
-        ("protocol_version", "1"),
-        ("metadata_version", "2.1"),
-        ("name", rec["name"]),
-        ("version", rec["version"]),
-        ("filetype", "bdist_wheel"),
-        ("pyversion", "py3"),
-    ]
-
-
 # ------------------------------------------------------------------ 2 + 5b: load harness overhead
 
 
@@ -239,7 +226,7 @@ def raw_load(server: Server, wheels: list[dict[str, t.Any]], downloads: int) -> 
     start = time.perf_counter()
     for rec in wheels:
         with open(rec["path"], "rb") as handle:
-            data = [*upload_fields(rec), ("sha256_digest", rec["sha256"])]
+            data = upload.form_fields(rec["filename"], rec["name"], rec["version"], rec["sha256"])
             resp = session.post(server.url, data=data, files={"content": (rec["filename"], handle)}, timeout=60)
         if resp.status_code != 200:
             raise BenchError(f"raw upload of {rec['filename']} answered HTTP {resp.status_code}")
@@ -315,7 +302,7 @@ def bench_load(server: Server, work: Path, n: int, rounds: int) -> list[Figure]:
 
 def curl_upload(server: Server, rec: dict[str, t.Any], timeout: float) -> float:
     argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Expect:", "--max-time", str(int(timeout))]
-    for key, value in upload_fields(rec):
+    for key, value in upload.form_fields(rec["filename"], rec["name"], rec["version"]):
         argv += ["-F", f"{key}={value}"]
     argv += ["-F", f"content=@{rec['path']};type=application/octet-stream", server.url]
     start = time.perf_counter()

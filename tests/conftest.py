@@ -134,6 +134,20 @@ def no_user_pip_config(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", os.environ.get("HOME", str(tmp_path)))
 
 
+@pytest.fixture(scope="session")
+def uv_bin() -> str:
+    """The uv binary: .venv/bin/uv (requirements.txt pins it) or $PYPI_OPS_UV; a skip naming the fix without one,
+    a failure in CI."""
+    venv_uv = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "uv")
+    for candidate in (venv_uv, os.environ.get("PYPI_OPS_UV", "")):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    reason = "uv is not installed: neither .venv/bin/uv (pip install -r requirements.txt) nor $PYPI_OPS_UV exists"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def require_fuse():
     """Skip (with the reason) where FUSE/s3fs is missing; in CI (CI=true) that is a failure instead."""

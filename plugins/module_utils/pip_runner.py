@@ -366,6 +366,26 @@ def import_check(
         raise InstallError(f"'import {import_name}' printed no JSON: {lines[-1]!r}.") from None
 
 
+def check_import(
+    spec: InstallSpec, imported: dict[str, t.Any], venv_dir: str, client: str, result: dict[str, t.Any]
+) -> None:
+    """After an install by ``client`` (pip or uv): the import must come from the throwaway venv, with the expected
+    ``__version__``; raises InstallError (carrying ``result``) otherwise."""
+    import_file = imported.get("file") or ""
+    if not import_file or not _inside(import_file, venv_dir):
+        raise InstallError(
+            f"'import {spec.module_name}' loaded {import_file or 'a module without __file__'}, which is not inside "
+            f"the throwaway venv {venv_dir}: it imported something else, not the package {client} installed.",
+            **result,
+        )
+    if spec.expected_version is not None and not _same_version(str(imported.get("version")), spec.expected_version):
+        raise InstallError(
+            f"{spec.module_name}.__version__ is {imported.get('version')!r}, expected {spec.expected_version!r}: "
+            "the index served a different release than the one built.",
+            **result,
+        )
+
+
 def _inside(path: str, directory: str) -> bool:
     real, base = os.path.realpath(path), os.path.realpath(directory)
     return real == base or real.startswith(base + os.sep)
@@ -458,18 +478,7 @@ def install_and_import(module: t.Any | None, spec: InstallSpec, opts: http.Clien
             imported_version=imported.get("version"),
             import_file=import_file,
         )
-        if not import_file or not _inside(import_file, venv_dir):
-            raise InstallError(
-                f"'import {spec.module_name}' loaded {import_file or 'a module without __file__'}, which is not inside "
-                f"the throwaway venv {venv_dir}: it imported something else, not the package pip installed.",
-                **result,
-            )
-        if spec.expected_version is not None and not _same_version(str(imported.get("version")), spec.expected_version):
-            raise InstallError(
-                f"{spec.module_name}.__version__ is {imported.get('version')!r}, expected {spec.expected_version!r}: "
-                f"the index served a different release than the one built.",
-                **result,
-            )
+        check_import(spec, imported, venv_dir, "pip", result)
         expected_sha = (spec.expected_sha256 or "").strip().lower()
         if expected_sha and expected_sha != sha.lower():
             raise InstallError(

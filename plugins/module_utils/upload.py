@@ -229,6 +229,22 @@ def _filetype(filename: str) -> str:
     return "bdist_wheel" if filename.endswith(".whl") else "sdist"
 
 
+def form_fields(filename: str, name: str, version: str, sha256: str | None = None) -> list[tuple[str, str]]:
+    """The legacy upload API's text fields for one file (the file itself goes in the ``content`` part)."""
+    fields = [
+        (":action", "file_upload"),
+        ("protocol_version", "1"),
+        ("metadata_version", "2.1"),
+        ("name", name),
+        ("version", version),
+        ("filetype", _filetype(filename)),
+        ("pyversion", "py3" if filename.endswith(".whl") else "source"),
+    ]
+    if sha256:
+        fields.append(("sha256_digest", sha256))
+    return fields
+
+
 class MultipartBody:
     """A multipart/form-data body whose file part is read from disk while it is sent, never held in memory.
 
@@ -296,20 +312,8 @@ def http_upload(
 
     ``progress(bytes_sent, total=body_size)`` is called as the body is sent (the caller rate-limits).
     """
-    filename = os.path.basename(path)
-    fields: list[tuple[str, str]] = [
-        (":action", "file_upload"),
-        ("protocol_version", "1"),
-        ("metadata_version", "2.1"),
-        ("name", name),
-        ("version", version),
-        ("filetype", _filetype(filename)),
-        ("pyversion", "py3" if filename.endswith(".whl") else "source"),
-    ]
-    if sha256:
-        fields.append(("sha256_digest", sha256))
     try:
-        body = MultipartBody(fields, "content", path, progress)
+        body = MultipartBody(form_fields(os.path.basename(path), name, version, sha256), "content", path, progress)
     except OSError as exc:
         return Outcome("error", None, f"cannot read {path}: {exc.strerror or exc}")
     kwargs: dict[str, t.Any] = {

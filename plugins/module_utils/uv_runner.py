@@ -449,20 +449,7 @@ def install_and_import(module: t.Any | None, spec: UvInstallSpec, opts: http.Cli
         imported = pr.import_check(module, venv_python, spec.module_name, work, spec.timeout)
         import_file = imported.get("file") or ""
         result.update(imported_version=imported.get("version"), import_file=import_file)
-        if not import_file or not pr._inside(import_file, venv_dir):
-            raise pr.InstallError(
-                f"'import {spec.module_name}' loaded {import_file or 'a module without __file__'}, which is not inside "
-                f"the throwaway venv {venv_dir}: it imported something else, not the package uv installed.",
-                **result,
-            )
-        if spec.expected_version is not None and not pr._same_version(
-            str(imported.get("version")), spec.expected_version
-        ):
-            raise pr.InstallError(
-                f"{spec.module_name}.__version__ is {imported.get('version')!r}, expected {spec.expected_version!r}: "
-                "the index served a different release than the one built.",
-                **result,
-            )
+        pr.check_import(spec, imported, venv_dir, "uv", result)
         if spec.keep_venv:
             result["venv_dir"] = venv_dir
         return result

@@ -258,20 +258,6 @@ def test_helpers():
 # ---------------------------------------------------------------- client uv (uv venv + uv pip install, the real uv)
 
 
-@pytest.fixture(scope="module")
-def uv_bin() -> str:
-    """The uv that requirements.txt installs into the project venv; a skip naming the fix without it (CI: a failure)."""
-    from tests.helpers import VENV_BIN
-
-    uv = str(VENV_BIN / "uv")
-    if os.path.isfile(uv) and os.access(uv, os.X_OK):
-        return uv
-    reason = f"uv is not installed at {uv}: pip install -r requirements.txt (it pins uv)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 def test_uv_install_exact_version_has_the_pip_result_shape(pypiserver, dists, uv_bin, tmp_path, run_module):
     publish(pypiserver, dists["1.0.0"]["wheel"], dists["1.1.0"]["wheel"])
     wheel = dists["1.0.0"]["wheel"]

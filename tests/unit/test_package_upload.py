@@ -152,20 +152,6 @@ def test_twine_output_parsing_reads_the_status_and_server_text():
 # ---------------------------------------------------------------- client uv (uv publish, the real uv binary)
 
 
-@pytest.fixture(scope="module")
-def uv_bin() -> str:
-    """The uv that requirements.txt installs into the project venv; a skip naming the fix without it (CI: a failure)."""
-    from tests.helpers import VENV_BIN
-
-    uv = str(VENV_BIN / "uv")
-    if os.path.isfile(uv) and os.access(uv, os.X_OK):
-        return uv
-    reason = f"uv is not installed at {uv}: pip install -r requirements.txt (it pins uv)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 def _served(server, filename: str) -> bytes:
     import requests
 

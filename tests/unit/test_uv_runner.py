@@ -20,22 +20,10 @@ from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_run
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import probe as pb
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import uv_runner as uvr
 from tests.badservers import BadServer, refusing_port
-from tests.helpers import VENV_BIN
 
 NAME = "pypi-ops-uv-probe"
 IMPORT = "pypi_ops_uv_probe"
 USER, PASSWORD = "uv-user", "uv-S3cret-pass"
-
-
-@pytest.fixture(scope="session")
-def uv_bin() -> str:
-    for candidate in (str(VENV_BIN / "uv"), os.environ.get("PYPI_OPS_UV", "")):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    reason = "uv is not installed: neither .venv/bin/uv (pip install -r requirements.txt) nor $PYPI_OPS_UV exists"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
