@@ -15,11 +15,13 @@ PLAYBOOK := $(VENV)/bin/ansible-playbook
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev verify verify-s3 verify-k8s verify-url test test-fast lint constraints clean doc molecule soak bench
+.PHONY: help venv dev verify verify-s3 verify-k8s cluster-up cluster-down cluster-status verify-url test test-fast lint constraints clean doc molecule soak bench
 
 help:
 	@echo "make verify   - run the full suite on the embedded local pypiserver (reports/)"
 	@echo "make verify-s3- the same on a pypiserver whose package dir is an s3fs mount of a moto bucket"
+	@echo "make verify-k8s - the suite on Kubernetes: KUBECONFIG's cluster, else the local one (make cluster-up)"
+	@echo "make cluster-up / cluster-down / cluster-status - the project's own single-node Kubernetes"
 	@echo "make molecule - molecule test of extensions/molecule/ default and s3 (SCENARIO=s3 for one)"
 	@echo "make test     - run the project's tests (unit, contract, integration)"
 	@echo "make test-fast- the same without the slow cases"
@@ -62,10 +64,26 @@ verify: $(VENV)/.runtime
 verify-s3: $(VENV)/.s3
 	cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_target=local_s3 $(ARGS)
 
-# The suite against a cluster: helm upgrade --install of charts/pypiserver, port-forward, tests.
-# Needs a kubeconfig (KUBECONFIG or ARGS="-e pypi_k8s_kubeconfig=..."); not run in this project's CI.
+# The suite against a cluster: helm upgrade --install of charts/pypiserver, port-forward, tests, helm test.
+# With no KUBECONFIG given, it runs on the project's own local cluster (brought up first if it is not up).
+CLUSTER_STATE ?= $(CURDIR)/.cluster
+CLUSTER := $(PY) scripts/cluster/cluster.py --state $(CLUSTER_STATE) --kubectl $(VENV)/bin/kubectl
 verify-k8s: $(VENV)/.k8s
-	cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_target=kubernetes $(ARGS)
+	@if [ -n "$$KUBECONFIG" ]; then \
+	  cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_target=kubernetes -e pypi_k8s_helm_test=true $(ARGS); \
+	else \
+	  $(CLUSTER) up && cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_target=kubernetes -e pypi_k8s_helm_test=true \
+	    -e @$(CLUSTER_STATE)/verify-vars.yml $(ARGS); \
+	fi
+
+# A real single-node Kubernetes on this machine (scripts/cluster/): built once from the Go modules and
+# Debian's packages into ~/.cache/pypi-ops/cluster, started as host processes, kubeconfig in .cluster/.
+cluster-up: $(VENV)/.k8s
+	$(CLUSTER) up
+cluster-down:
+	@test -x $(PY) && $(CLUSTER) down || python3 scripts/cluster/cluster.py --state $(CLUSTER_STATE) down
+cluster-status:
+	@$(CLUSTER) status
 
 # Molecule, collection mode (extensions/molecule/): destroy, syntax, converge, idempotence, verify,
 # destroy. ANSIBLE_HOME keeps molecule's ephemeral state in the checkout, not in ~/.ansible.
@@ -107,4 +125,5 @@ constraints:
 	  PIP_CONFIG_FILE=/dev/null /tmp/pypi_ops_constraints/bin/pip freeze --all; } > constraints.txt
 
 clean:
-	rm -rf $(VENV) .state reports .work .ansible
+	@if [ -d .cluster ]; then python3 scripts/cluster/cluster.py --state $(CLUSTER_STATE) down; fi
+	rm -rf $(VENV) .state reports .work .ansible .cluster

