@@ -34,6 +34,7 @@ class S3Spec(t.NamedTuple):
     access_key: str = "pypi-ops"
     secret_key: str = "pypi-ops-secret"
     python: str = sys.executable
+    mount_options: tuple[str, ...] = ()
 
     @property
     def mount_dir(self) -> str:
@@ -151,6 +152,7 @@ def start(spec: S3Spec, timeout: float = 30.0) -> tuple[bool, dict[str, t.Any]]:
                 "stat_cache_expire=1",
                 "-o",
                 f"endpoint={REGION}",
+                *[arg for opt in spec.mount_options for arg in ("-o", opt)],
             ],
             log,
             spec.state_dir,

@@ -57,6 +57,14 @@ options:
     description: Secret key written to the s3fs credentials file.
     type: str
     default: pypi-ops-secret
+  mount_options:
+    description:
+      - Extra s3fs C(-o) options, e.g. V(allow_other), V(uid=9898), V(gid=9898) when the mount is handed to a pod
+        that runs as another user (the kubernetes target's stand-in for an S3 CSI driver).
+    type: list
+    elements: str
+    default: []
+    version_added: "0.4.0"
   timeout:
     description: Seconds to wait for the S3 server and the mount.
     type: float
@@ -114,6 +122,7 @@ def main() -> None:
         port=dict(type="int", default=0),
         access_key=dict(type="str", default="pypi-ops", no_log=False),
         secret_key=dict(type="str", default="pypi-ops-secret", no_log=True),
+        mount_options=dict(type="list", elements="str", default=[]),
         timeout=dict(type="float", default=30.0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -139,6 +148,7 @@ def main() -> None:
             port=p["port"],
             access_key=p["access_key"],
             secret_key=p["secret_key"],
+            mount_options=tuple(p["mount_options"]),
         )
         changed, out = local_s3.start(spec, p["timeout"])
     except ls.ServerError as exc:

@@ -371,12 +371,13 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP_NAME = "pypiops"  # kubelet's cgroupRoot: every pod cgroup lives below it, so down removes them all
 
 
-def cgroup_dirs() -> list[str]:
-    """The cgroup v1 hierarchies mounted here (kubelet still runs on v1 in 1.32)."""
+def cgroup_dirs(v2_too: bool = False) -> list[str]:
+    """The cgroup v1 hierarchies mounted here (kubelet still runs on v1 in 1.32); with ``v2_too`` also the unified
+    one, where kubelet makes its tree as well (down removes it there too)."""
     out = []
     for name in sorted(os.listdir(CGROUP_ROOT)):
         path = os.path.join(CGROUP_ROOT, name)
-        if os.path.isdir(path) and not os.path.islink(path) and name != "unified":
+        if os.path.isdir(path) and not os.path.islink(path) and (v2_too or name != "unified"):
             out.append(path)
     return out
 
@@ -392,7 +393,7 @@ def cgroups_up() -> None:
 
 
 def cgroups_down() -> None:
-    for hier in cgroup_dirs():
+    for hier in cgroup_dirs(v2_too=True):
         top = os.path.join(hier, CGROUP_NAME)
         if not os.path.isdir(top):
             continue
