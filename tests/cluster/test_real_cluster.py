@@ -190,6 +190,53 @@ def test_full_suite_with_helm_test_on_the_real_cluster(cluster, namespace, tmp_p
     assert "Succeeded" in run.results["helm_test"]["reason"]
 
 
+# ------------------------------------------------------------------------------------------------ S3 mode, 2 replicas
+
+
+def _pod_listing(namespace: str, pod: str, path: str) -> str:
+    code = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8080{path}', timeout=10).read().decode())"
+    return kubectl("-n", namespace, "exec", pod, "-c", "pypiserver", "--", "python3", "-c", code, timeout=60).stdout
+
+
+def test_s3_mode_with_two_replicas_every_pod_serves_every_upload(cluster, namespace, tmp_path, run_module):
+    """The chart's S3 mode with the bucket mounted on the node (moto + s3fs, the CSI driver's stand-in) and
+    replicaCount 2 on that shared storage: the whole suite passes, the s3_* tests included, and afterwards each of
+    the two pods, asked directly (exec, not through the Service), lists every file the run uploaded."""
+    from ansible_collections.pypi_ops.pypiserver.plugins.modules import local_s3
+
+    state = tmp_path / "k8s-state"
+    try:
+        run = run_playbook(VERIFY, tmp_path, k8s_vars(cluster, namespace, tmp_path, pypi_k8s_s3_node_mount=True,
+                                                      pypi_k8s_values={"replicaCount": 2},
+                                                      pypi_cleanup=False, pypi_k8s_uninstall=False), timeout=1500)
+        statuses = _statuses(run.results)
+        assert {k: v for k, v in statuses.items() if v != "passed"} == {}, {
+            k: run.results[k]["reason"] for k, v in statuses.items() if v != "passed"}
+        assert "s3://" in run.results["s3_upload"]["reason"]
+        pods = json.loads(kubectl("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/name=pypiserver",
+                                  "-o", "json").stdout)["items"]
+        names = sorted(p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp"))
+        assert len(names) == 2, names
+        args = next(c["args"] for c in pods[0]["spec"]["containers"] if c["name"] == "pypiserver")
+        assert "simple-dir" in args  # the chart's no-cache backend for more than one replica
+        listings = {pod: _pod_listing(namespace, pod, "/simple/") for pod in names}
+        probes = {line.split(">")[1].split("<")[0] for line in listings[names[0]].splitlines() if "<a " in line}
+        assert any(p.startswith("pypiops-probe") or p.startswith("pypiops_probe") for p in probes), probes
+        for pod in names:
+            for project in probes:
+                page = _pod_listing(namespace, pod, f"/simple/{project}/")
+                assert page == _pod_listing(namespace, names[0], f"/simple/{project}/"), (
+                    f"replica {pod} lists {project} differently from {names[0]}: stale replica")
+    finally:
+        kubectl("-n", namespace, "delete", "pods", "-l", "app.kubernetes.io/component=helm-test", "--wait=true",
+                timeout=120, check=False)
+        subprocess.run([str(VENV_BIN / "helm3"), "--kubeconfig", str(cluster.kubeconfig), "-n", namespace,
+                        "uninstall", "pypi", "--wait", "--timeout", "120s"], capture_output=True, timeout=180,
+                       check=False)
+        run_module(local_s3, {"state": "stopped", "state_dir": str(state / "s3")})
+    assert not any(line.split()[1].startswith(str(state)) for line in Path("/proc/mounts").read_text().splitlines())
+
+
 # ------------------------------------------------------------------------------------------------ faults
 
 
