@@ -15,7 +15,7 @@ PLAYBOOK := $(VENV)/bin/ansible-playbook
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev verify verify-s3 verify-k8s cluster-up cluster-down cluster-status verify-url test test-fast lint constraints clean doc molecule soak bench
+.PHONY: help venv dev verify verify-s3 verify-k8s cluster-build cluster-up cluster-down cluster-status verify-url test test-fast lint constraints clean doc molecule soak bench
 
 help:
 	@echo "make verify   - run the full suite on the embedded local pypiserver (reports/)"
@@ -78,6 +78,8 @@ verify-k8s: $(VENV)/.k8s
 
 # A real single-node Kubernetes on this machine (scripts/cluster/): built once from the Go modules and
 # Debian's packages into ~/.cache/pypi-ops/cluster, started as host processes, kubeconfig in .cluster/.
+cluster-build: $(VENV)/.k8s
+	$(CLUSTER) build
 cluster-up: $(VENV)/.k8s
 	$(CLUSTER) up
 cluster-down:
@@ -92,7 +94,11 @@ molecule: $(VENV)/.molecule
 	cd $(CURDIR) && for s in $(SCENARIO); do \
 	  ANSIBLE_HOME=$(CURDIR)/.ansible $(VENV)/bin/molecule test -s $$s || exit 1; done
 
+# The local cluster is built (cached in ~/.cache/pypi-ops/cluster) before pytest starts, so that the build does
+# not compete with the tests for the CPU. A machine that cannot build it goes on: tests/cluster says why (and
+# fails under CI=true).
 test: $(VENV)/.dev
+	@$(CLUSTER) build || echo "make: the local cluster was not built (see above); tests/cluster will say why"
 	cd $(CURDIR) && $(PY) -m pytest tests -n $(or $(PYTEST_WORKERS),3) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.dev

@@ -53,6 +53,10 @@ CACHE = os.environ.get("PYPIOPS_CLUSTER_CACHE") or os.path.join(
 BIN = os.path.join(CACHE, "bin")
 RUN = "/run/pypiops-cluster"  # sockets: short paths (108-byte limit), gone on reboot
 SOCK = RUN + "/containerd.sock"
+# kubelet's root dir: pod volumes and kubelet's own unix sockets (pod-resources, plugins) live there, so it needs
+# a short path whatever the checkout's path is (108-byte socket limit). One cluster per machine, like the bridge.
+VARLIB = "/var/lib/pypiops-cluster"
+KUBELET_ROOT = VARLIB + "/kubelet"
 BRIDGE = "pypiops0"
 GATEWAY = "10.244.0.1"
 POD_CIDR = "10.244.0.0/24"
@@ -575,7 +579,7 @@ def _up(st: State, ports: dict[str, int], timeout: float) -> None:
         "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0", "--v=1"])
     start(st, "kubelet", [
         f"{BIN}/kubelet", f"--config={st.root}/kubelet.json", f"--kubeconfig={st.root}/kubelet.kubeconfig",
-        f"--root-dir={st.root}/kubelet", f"--cert-dir={st.root}/kubelet/pki", f"--hostname-override={NODE}",
+        f"--root-dir={KUBELET_ROOT}", f"--cert-dir={KUBELET_ROOT}/pki", f"--hostname-override={NODE}",
         f"--node-ip={GATEWAY}", "--v=1"])
     start(st, "kube-proxy", [f"{BIN}/kube-proxy", f"--config={st.root}/kube-proxy.json", "--v=1"])
     start(st, "coredns", [f"{BIN}/coredns", "-conf", os.path.join(st.root, "Corefile")])
@@ -732,7 +736,7 @@ def kill_all(pids: list[int], grace: float) -> None:
 
 
 def our_mounts(st: State) -> list[str]:
-    roots = (st.root + "/", RUN + "/", "/run/netns/cni-", "/var/run/netns/cni-")
+    roots = (st.root + "/", RUN + "/", VARLIB + "/", "/run/netns/cni-", "/var/run/netns/cni-")
     found = []
     with open("/proc/self/mountinfo") as fh:
         for line in fh:
@@ -772,7 +776,7 @@ def down(st: State, keep_logs: bool = True) -> None:
         pid = st.pid(name)
         if pid:
             kill_all(descendants([pid]), 10)
-    leftovers = procs_matching(lambda c: (st.root in c or SOCK in c) and "cluster.py" not in c)
+    leftovers = procs_matching(lambda c: (st.root in c or SOCK in c or VARLIB in c) and "cluster.py" not in c)
     kill_all(descendants(leftovers), 5)
     # 2. Mounts: pod volumes, container rootfs, netns bind mounts; then the netns files themselves.
     for _ in range(3):
@@ -810,6 +814,8 @@ def down(st: State, keep_logs: bool = True) -> None:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
     shutil.rmtree(RUN, ignore_errors=True)
+    if not our_mounts(st):
+        shutil.rmtree(VARLIB, ignore_errors=True)
     left = our_mounts(st)
     if left:
         raise ClusterError(f"down: {len(left)} mount(s) could not be removed, first {left[0]}; umount them by hand")

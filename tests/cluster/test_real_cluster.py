@@ -69,7 +69,7 @@ def host_snapshot() -> dict[str, set[str]]:
     """What a cluster leaves on the host, to compare before and after."""
     snap: dict[str, set[str]] = {"processes": set(), "mounts": set(), "links": set(), "chains": set(), "netns": set(),
                                  "cgroups": set()}
-    markers = (str(STATE), "/run/pypiops-cluster")
+    markers = (str(STATE), "/run/pypiops-cluster", "/var/lib/pypiops-cluster")
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
