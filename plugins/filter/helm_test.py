@@ -60,8 +60,10 @@ def _why(log: list[str]) -> str:
     for line in log:
         m = _FORBIDDEN.search(line)
         if m:
-            return (f"RBAC denied: the test's service account cannot {m.group(1)} {m.group(2)} ({line[:200]}); "
-                    "check the test Role's verbs (tests.persistenceVerbs)")
+            return (
+                f"RBAC denied: the test's service account cannot {m.group(1)} {m.group(2)} ({line[:200]}); "
+                "check the test Role's verbs (tests.persistenceVerbs)"
+            )
     useful = [line for line in log if not line.startswith(_NOISE)]
     return (useful[-1] if useful else (log[-1] if log else "no log"))[:300]
 
@@ -89,12 +91,18 @@ def helm_test_verdict(result: dict[str, t.Any]) -> dict[str, t.Any]:
         first = failed[0]
         why = _why(logs.get(first["name"], []))
         others = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        return {"ok": False, "suites": suites,
-                "message": f"helm test hook {first['name']} {first['phase']}{others}: {why}"}
+        return {
+            "ok": False,
+            "suites": suites,
+            "message": f"helm test hook {first['name']} {first['phase']}{others}: {why}",
+        }
     if not suites:
-        return {"ok": False, "suites": suites,
-                "message": f"helm test ran no test hook (rc {rc}): {err or 'no output'}; check the release and "
-                           "the chart's templates/tests"}
+        return {
+            "ok": False,
+            "suites": suites,
+            "message": f"helm test ran no test hook (rc {rc}): {err or 'no output'}; check the release and "
+            "the chart's templates/tests",
+        }
     return {"ok": False, "suites": suites, "message": f"helm test exited {rc} though every hook Succeeded: {err}"}
 
 

@@ -8,7 +8,15 @@ import os
 import typing as t
 
 import yaml
-from ansible.errors import AnsibleFilterError
+
+
+def _error(msg: str) -> Exception:
+    # Imported here: importing ansible.errors marks the process as the controller, which a module test process
+    # importing this filter must not become.
+    from ansible.errors import AnsibleFilterError
+
+    return AnsibleFilterError(msg)
+
 
 DOCUMENTATION = r"""
 name: helm_values_files
@@ -50,7 +58,7 @@ def _merge(base: dict[str, t.Any], over: dict[str, t.Any]) -> dict[str, t.Any]:
 
 def helm_values_files(paths: t.Any) -> dict[str, t.Any]:
     if isinstance(paths, str) or not isinstance(paths, (list, tuple)):
-        raise AnsibleFilterError("pypi_k8s_values_files must be a list of paths; wrap a single file in [ ]")
+        raise _error("pypi_k8s_values_files must be a list of paths; wrap a single file in [ ]")
     merged: dict[str, t.Any] = {}
     for path in paths:
         path = os.path.expanduser(str(path))
@@ -58,16 +66,16 @@ def helm_values_files(paths: t.Any) -> dict[str, t.Any]:
             with open(path, encoding="utf-8") as handle:
                 data = yaml.safe_load(handle)
         except OSError as exc:
-            raise AnsibleFilterError(
+            raise _error(
                 f"chart values file {path} cannot be read ({exc.strerror}); check pypi_k8s_values_files "
                 "(for the local cluster: make cluster-up writes .cluster/values-local.yaml)"
             ) from None
         except yaml.YAMLError as exc:
-            raise AnsibleFilterError(f"chart values file {path} is not valid YAML ({exc}); fix the file") from None
+            raise _error(f"chart values file {path} is not valid YAML ({exc}); fix the file") from None
         if data is None:
             continue
         if not isinstance(data, dict):
-            raise AnsibleFilterError(f"chart values file {path} holds a {type(data).__name__}, not a mapping of values")
+            raise _error(f"chart values file {path} holds a {type(data).__name__}, not a mapping of values")
         merged = _merge(merged, data)
     return merged
 

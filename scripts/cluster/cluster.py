@@ -49,7 +49,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 K8S_VERSION = "v1.32.13"
 CACHE = os.environ.get("PYPIOPS_CLUSTER_CACHE") or os.path.join(
-    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pypi-ops", "cluster")
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pypi-ops", "cluster"
+)
 BIN = os.path.join(CACHE, "bin")
 RUN = "/run/pypiops-cluster"  # sockets: short paths (108-byte limit), gone on reboot
 SOCK = RUN + "/containerd.sock"
@@ -70,10 +71,29 @@ IMAGES = {
     "python": "localhost/pypiops/python:3.11",
     "kubectl": "localhost/pypiops/kubectl:1.33",
 }
-COMPONENTS = ["etcd", "kube-apiserver", "containerd", "kube-controller-manager", "kube-scheduler", "kubelet",
-              "kube-proxy", "coredns", "provisioner"]
-APT = ["containerd", "runc", "containernetworking-plugins", "etcd-server", "iptables", "debootstrap", "conntrack",
-       "openssl", "gcc", "libc6-dev"]
+COMPONENTS = [
+    "etcd",
+    "kube-apiserver",
+    "containerd",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "coredns",
+    "provisioner",
+]
+APT = [
+    "containerd",
+    "runc",
+    "containernetworking-plugins",
+    "etcd-server",
+    "iptables",
+    "debootstrap",
+    "conntrack",
+    "openssl",
+    "gcc",
+    "libc6-dev",
+]
 
 
 class ClusterError(Exception):
@@ -84,8 +104,14 @@ def log(msg: str) -> None:
     print(f"cluster: {msg}", file=sys.stderr, flush=True)
 
 
-def run(argv: list[str], what: str, timeout: float = 60, check: bool = True, env: dict[str, str] | None = None,
-        quiet: bool = False) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: list[str],
+    what: str,
+    timeout: float = 60,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    quiet: bool = False,
+) -> subprocess.CompletedProcess[str]:
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     except subprocess.TimeoutExpired as exc:
@@ -158,8 +184,15 @@ def start(st: State, name: str, argv: list[str], env: dict[str, str] | None = No
     logf = open(os.path.join(st.logs, name + ".log"), "ab")  # noqa: SIM115 - handed to the child
     full_env = dict(os.environ)
     full_env.update(env or {})
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                            start_new_session=True, env=full_env, cwd=st.root)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=full_env,
+        cwd=st.root,
+    )
     logf.close()
     with open(os.path.join(st.pids, name + ".pid"), "w") as fh:
         fh.write(str(proc.pid))
@@ -172,17 +205,22 @@ def wait_for(what: str, check, timeout: float, st: State, name: str) -> None:  #
     last = ""
     while True:
         if name and st.pid(name) is None:
-            raise ClusterError(f"{what}: {name} exited; last lines of {st.logs}/{name}.log: "
-                               f"{tail(os.path.join(st.logs, name + '.log'))}")
+            raise ClusterError(
+                f"{what}: {name} exited; last lines of {st.logs}/{name}.log: "
+                f"{tail(os.path.join(st.logs, name + '.log'))}"
+            )
         try:
             if check():
                 return
         except Exception as exc:  # noqa: BLE001 - any failure of a probe means "not yet"
             last = str(exc)[:200]
         if time.monotonic() >= deadline:
-            log_hint = f"; last lines of {st.logs}/{name}.log: {tail(os.path.join(st.logs, name + '.log'))}" if name else ""
-            raise ClusterError(f"{what} did not happen within {timeout:.0f} s"
-                               f"{' (last probe: ' + last + ')' if last else ''}{log_hint}")
+            log_hint = (
+                f"; last lines of {st.logs}/{name}.log: {tail(os.path.join(st.logs, name + '.log'))}" if name else ""
+            )
+            raise ClusterError(
+                f"{what} did not happen within {timeout:.0f} s{' (last probe: ' + last + ')' if last else ''}{log_hint}"
+            )
         time.sleep(delay)
         delay = min(delay * 1.5, 2.0)
 
@@ -199,13 +237,38 @@ def make_pki(st: State) -> None:
     p = st.pki
     if os.path.exists(os.path.join(p, "done")):
         return
-    openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{p}/ca.key", "-out", f"{p}/ca.crt",
-             "-days", "30", "-subj", "/CN=pypiops-local-ca"], "CA certificate")
+    openssl(
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{p}/ca.key",
+            "-out",
+            f"{p}/ca.crt",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=pypiops-local-ca",
+        ],
+        "CA certificate",
+    )
     openssl(["genrsa", "-out", f"{p}/sa.key", "2048"], "service-account key")
     openssl(["rsa", "-in", f"{p}/sa.key", "-pubout", "-out", f"{p}/sa.pub"], "service-account public key")
-    san_api = ",".join(["DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
-                        "DNS:kubernetes.default.svc.cluster.local", "DNS:localhost", "IP:127.0.0.1",
-                        f"IP:{GATEWAY}", "IP:10.96.0.1"])
+    san_api = ",".join(
+        [
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local",
+            "DNS:localhost",
+            "IP:127.0.0.1",
+            f"IP:{GATEWAY}",
+            "IP:10.96.0.1",
+        ]
+    )
     certs = {
         "apiserver": ("/CN=kube-apiserver", san_api, "serverAuth"),
         "kubelet-serving": (f"/CN={NODE}", f"IP:{GATEWAY},IP:127.0.0.1,DNS:{NODE}", "serverAuth"),
@@ -225,10 +288,41 @@ def make_pki(st: State) -> None:
             fh.write(f"keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage={usage}\n")
             if san:
                 fh.write(f"subjectAltName={san}\n")
-        openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{p}/{name}.key", "-out", f"{p}/{name}.csr",
-                 "-subj", subj], f"{name} key")
-        openssl(["x509", "-req", "-in", f"{p}/{name}.csr", "-CA", f"{p}/ca.crt", "-CAkey", f"{p}/ca.key",
-                 "-CAcreateserial", "-out", f"{p}/{name}.crt", "-days", "30", "-extfile", ext], f"{name} certificate")
+        openssl(
+            [
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                f"{p}/{name}.key",
+                "-out",
+                f"{p}/{name}.csr",
+                "-subj",
+                subj,
+            ],
+            f"{name} key",
+        )
+        openssl(
+            [
+                "x509",
+                "-req",
+                "-in",
+                f"{p}/{name}.csr",
+                "-CA",
+                f"{p}/ca.crt",
+                "-CAkey",
+                f"{p}/ca.key",
+                "-CAcreateserial",
+                "-out",
+                f"{p}/{name}.crt",
+                "-days",
+                "30",
+                "-extfile",
+                ext,
+            ],
+            f"{name} certificate",
+        )
     for key in glob.glob(os.path.join(p, "*.key")):
         os.chmod(key, 0o600)
     open(os.path.join(p, "done"), "w").close()
@@ -240,11 +334,18 @@ def write_kubeconfig(st: State, path: str, user: str, server: str) -> None:
             return base64.b64encode(fh.read()).decode()
 
     cfg = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "pypiops-local",
-        "clusters": [{"name": "pypiops-local", "cluster": {"server": server,
-                                                           "certificate-authority-data": b64("ca.crt")}}],
-        "users": [{"name": user, "user": {"client-certificate-data": b64(user + ".crt"),
-                                          "client-key-data": b64(user + ".key")}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "pypiops-local",
+        "clusters": [
+            {"name": "pypiops-local", "cluster": {"server": server, "certificate-authority-data": b64("ca.crt")}}
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate-data": b64(user + ".crt"), "client-key-data": b64(user + ".key")},
+            }
+        ],
         "contexts": [{"name": "pypiops-local", "context": {"cluster": "pypiops-local", "user": user}}],
     }
     tmp = path + ".tmp"
@@ -296,23 +397,38 @@ class Api:
 
 def build(kubectl: str) -> None:
     """Binaries and images, each step cached under CACHE (a second run builds nothing)."""
-    missing = [tool for tool in ("containerd", "runc", "etcd", "iptables", "debootstrap", "openssl", "gcc", "ctr")
-               if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool)]
+    missing = [
+        tool
+        for tool in ("containerd", "runc", "etcd", "iptables", "debootstrap", "openssl", "gcc", "ctr")
+        if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool)
+    ]
     if missing or not os.path.isdir("/usr/lib/cni"):
-        raise ClusterError(f"missing on this machine: {', '.join(missing) or 'CNI plugins in /usr/lib/cni'}; "
-                           f"run: apt-get install {' '.join(APT)}")
+        raise ClusterError(
+            f"missing on this machine: {', '.join(missing) or 'CNI plugins in /usr/lib/cni'}; "
+            f"run: apt-get install {' '.join(APT)}"
+        )
     if shutil.which("go") is None:
-        raise ClusterError("no Go toolchain on PATH: the cluster's binaries are built with go build; install Go "
-                           ">= 1.23 and run again")
+        raise ClusterError(
+            "no Go toolchain on PATH: the cluster's binaries are built with go build; install Go >= 1.23 and run again"
+        )
     t0 = time.monotonic()
     for script, what in (("build-k8s.sh", "Kubernetes binaries"), ("build-coredns.sh", "CoreDNS")):
         log(f"{what}: building if not cached ({BIN})")
-        proc = subprocess.run(["bash", os.path.join(HERE, script), BIN], env={**os.environ, "K8S_VERSION": K8S_VERSION},
-                              stdin=subprocess.DEVNULL, timeout=3600, check=False)
+        proc = subprocess.run(
+            ["bash", os.path.join(HERE, script), BIN],
+            env={**os.environ, "K8S_VERSION": K8S_VERSION},
+            stdin=subprocess.DEVNULL,
+            timeout=3600,
+            check=False,
+        )
         if proc.returncode != 0:
             raise ClusterError(f"building the {what} failed (exit {proc.returncode}); read the lines above")
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "images.py"), "build", CACHE, "--kubectl", kubectl],
-                          stdin=subprocess.DEVNULL, timeout=3600, check=False)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "images.py"), "build", CACHE, "--kubectl", kubectl],
+        stdin=subprocess.DEVNULL,
+        timeout=3600,
+        check=False,
+    )
     if proc.returncode != 0:
         raise ClusterError(f"building the images failed (exit {proc.returncode}); read the lines above")
     log(f"build step done in {time.monotonic() - t0:.0f} s")
@@ -410,13 +526,23 @@ def write_configs(st: State, ports: dict[str, int]) -> None:
     cni = os.path.join(st.root, "cni", "net.d")
     os.makedirs(cni, exist_ok=True)
     conflist = {
-        "cniVersion": "1.0.0", "name": "pypiops",
+        "cniVersion": "1.0.0",
+        "name": "pypiops",
         "plugins": [
-            {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False, "hairpinMode": True,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_CIDR, "gateway": GATEWAY}]],
-                      # Services only, no default route: a pod reaches the pod network and Services, nothing else.
-                      "routes": [{"dst": SERVICE_CIDR}],
-                      "dataDir": os.path.join(st.root, "cni", "ipam")}},
+            {
+                "type": "bridge",
+                "bridge": BRIDGE,
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": POD_CIDR, "gateway": GATEWAY}]],
+                    # Services only, no default route: a pod reaches the pod network and Services, nothing else.
+                    "routes": [{"dst": SERVICE_CIDR}],
+                    "dataDir": os.path.join(st.root, "cni", "ipam"),
+                },
+            },
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
     }
@@ -434,7 +560,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [ttrpc]
   address = "{RUN}/containerd.sock.ttrpc"
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{IMAGES['pause']}"
+  sandbox_image = "{IMAGES["pause"]}"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   restrict_oom_score_adj = true
@@ -454,30 +580,58 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   path = "{st.root}/containerd/opt"
 """)
     kubelet = {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-        "address": GATEWAY, "port": ports["kubelet"], "readOnlyPort": 0,
-        "healthzBindAddress": "127.0.0.1", "healthzPort": ports["kubelet_healthz"],
-        "tlsCertFile": f"{st.pki}/kubelet-serving.crt", "tlsPrivateKeyFile": f"{st.pki}/kubelet-serving.key",
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": f"{st.pki}/ca.crt"}},
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": GATEWAY,
+        "port": ports["kubelet"],
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": ports["kubelet_healthz"],
+        "tlsCertFile": f"{st.pki}/kubelet-serving.crt",
+        "tlsPrivateKeyFile": f"{st.pki}/kubelet-serving.key",
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": f"{st.pki}/ca.crt"},
+        },
         "authorization": {"mode": "Webhook"},
-        "cgroupDriver": "cgroupfs", "cgroupRoot": "/" + CGROUP_NAME, "enforceNodeAllocatable": [],
-        "failSwapOn": False, "clusterDNS": [GATEWAY], "clusterDomain": "cluster.local", "resolvConf": "",
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": "/" + CGROUP_NAME,
+        "enforceNodeAllocatable": [],
+        "failSwapOn": False,
+        "clusterDNS": [GATEWAY],
+        "clusterDomain": "cluster.local",
+        "resolvConf": "",
         "containerRuntimeEndpoint": "unix://" + SOCK,
-        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
-        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%",
-                         "nodefs.inodesFree": "1%"},
-        "localStorageCapacityIsolation": False, "serializeImagePulls": False, "protectKernelDefaults": False,
-        "makeIPTablesUtilChains": True, "nodeStatusReportFrequency": "10s", "syncFrequency": "10s",
-        "fileCheckFrequency": "10s", "shutdownGracePeriod": "0s",
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "1%",
+            "imagefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+        },
+        "localStorageCapacityIsolation": False,
+        "serializeImagePulls": False,
+        "protectKernelDefaults": False,
+        "makeIPTablesUtilChains": True,
+        "nodeStatusReportFrequency": "10s",
+        "syncFrequency": "10s",
+        "fileCheckFrequency": "10s",
+        "shutdownGracePeriod": "0s",
     }
     with open(os.path.join(st.root, "kubelet.json"), "w") as fh:
         json.dump(kubelet, fh, indent=1)
     proxy = {
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
-        "clientConnection": {"kubeconfig": f"{st.root}/kube-proxy.kubeconfig"}, "mode": "iptables",
-        "clusterCIDR": POD_CIDR, "hostnameOverride": NODE, "bindAddress": "127.0.0.1",
-        "healthzBindAddress": f"127.0.0.1:{ports['proxy_healthz']}", "metricsBindAddress": f"127.0.0.1:{ports['proxy_metrics']}",
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": f"{st.root}/kube-proxy.kubeconfig"},
+        "mode": "iptables",
+        "clusterCIDR": POD_CIDR,
+        "hostnameOverride": NODE,
+        "bindAddress": "127.0.0.1",
+        "healthzBindAddress": f"127.0.0.1:{ports['proxy_healthz']}",
+        "metricsBindAddress": f"127.0.0.1:{ports['proxy_metrics']}",
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpCloseWaitTimeout": "0s", "tcpEstablishedTimeout": "0s"},
         "iptables": {"masqueradeAll": False, "syncPeriod": "10s", "minSyncPeriod": "1s"},
     }
@@ -487,8 +641,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         fh.write(f""".:53 {{
     bind {GATEWAY}
     errors
-    health 127.0.0.1:{ports['dns_health']}
-    ready 127.0.0.1:{ports['dns_ready']}
+    health 127.0.0.1:{ports["dns_health"]}
+    ready 127.0.0.1:{ports["dns_ready"]}
     kubernetes cluster.local in-addr.arpa ip6.arpa {{
         kubeconfig {st.root}/coredns.kubeconfig pypiops-local
         pods insecure
@@ -511,8 +665,20 @@ def up(st: State, kubectl: str, timeout: float) -> None:
     os.makedirs(st.root, exist_ok=True)
     for stale in ("logs",):
         shutil.rmtree(os.path.join(st.root, stale), ignore_errors=True)
-    ports = {k: free_port() for k in ("apiserver", "etcd", "etcd_peer", "kubelet", "kubelet_healthz",
-                                       "proxy_healthz", "proxy_metrics", "dns_health", "dns_ready")}
+    ports = {
+        k: free_port()
+        for k in (
+            "apiserver",
+            "etcd",
+            "etcd_peer",
+            "kubelet",
+            "kubelet_healthz",
+            "proxy_healthz",
+            "proxy_metrics",
+            "dns_health",
+            "dns_ready",
+        )
+    }
     with open(st.ports_file, "w") as fh:
         json.dump(ports, fh)
     os.makedirs(RUN, exist_ok=True)
@@ -537,50 +703,123 @@ def _up(st: State, ports: dict[str, int], timeout: float) -> None:
     write_configs(st, ports)
     p = st.pki
 
-    start(st, "etcd", ["etcd", "--name", "pypiops", "--data-dir", os.path.join(st.root, "etcd"),
-                       "--listen-client-urls", f"http://127.0.0.1:{ports['etcd']}",
-                       "--advertise-client-urls", f"http://127.0.0.1:{ports['etcd']}",
-                       "--listen-peer-urls", f"http://127.0.0.1:{ports['etcd_peer']}",
-                       "--initial-advertise-peer-urls", f"http://127.0.0.1:{ports['etcd_peer']}",
-                       "--initial-cluster", f"pypiops=http://127.0.0.1:{ports['etcd_peer']}",
-                       "--listen-metrics-urls", "", "--log-level", "warn"],
-          env={"ETCD_UNSUPPORTED_ARCH": ""})
-    wait_for("etcd answering /health", lambda: b'"health":"true"' in urllib.request.urlopen(
-        f"http://127.0.0.1:{ports['etcd']}/health", timeout=2).read(), timeout, st, "etcd")
+    start(
+        st,
+        "etcd",
+        [
+            "etcd",
+            "--name",
+            "pypiops",
+            "--data-dir",
+            os.path.join(st.root, "etcd"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{ports['etcd']}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{ports['etcd']}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{ports['etcd_peer']}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{ports['etcd_peer']}",
+            "--initial-cluster",
+            f"pypiops=http://127.0.0.1:{ports['etcd_peer']}",
+            "--listen-metrics-urls",
+            "",
+            "--log-level",
+            "warn",
+        ],
+        env={"ETCD_UNSUPPORTED_ARCH": ""},
+    )
+    wait_for(
+        "etcd answering /health",
+        lambda: (
+            b'"health":"true"' in urllib.request.urlopen(f"http://127.0.0.1:{ports['etcd']}/health", timeout=2).read()
+        ),
+        timeout,
+        st,
+        "etcd",
+    )
 
     start(st, "containerd", ["containerd", "--config", os.path.join(st.root, "containerd.toml")])
-    start(st, "kube-apiserver", [
-        f"{BIN}/kube-apiserver", f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-        "--bind-address=0.0.0.0", f"--secure-port={ports['apiserver']}", f"--advertise-address={GATEWAY}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=Node,RBAC",
-        f"--client-ca-file={p}/ca.crt", f"--tls-cert-file={p}/apiserver.crt", f"--tls-private-key-file={p}/apiserver.key",
-        f"--kubelet-client-certificate={p}/apiserver-kubelet-client.crt",
-        f"--kubelet-client-key={p}/apiserver-kubelet-client.key", f"--kubelet-certificate-authority={p}/ca.crt",
-        "--kubelet-preferred-address-types=InternalIP",
-        f"--service-account-key-file={p}/sa.pub", f"--service-account-signing-key-file={p}/sa.key",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local", "--allow-privileged=true",
-        "--enable-priority-and-fairness=false", "--profiling=false", "--v=1"])
+    start(
+        st,
+        "kube-apiserver",
+        [
+            f"{BIN}/kube-apiserver",
+            f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+            "--bind-address=0.0.0.0",
+            f"--secure-port={ports['apiserver']}",
+            f"--advertise-address={GATEWAY}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            f"--client-ca-file={p}/ca.crt",
+            f"--tls-cert-file={p}/apiserver.crt",
+            f"--tls-private-key-file={p}/apiserver.key",
+            f"--kubelet-client-certificate={p}/apiserver-kubelet-client.crt",
+            f"--kubelet-client-key={p}/apiserver-kubelet-client.key",
+            f"--kubelet-certificate-authority={p}/ca.crt",
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--service-account-key-file={p}/sa.pub",
+            f"--service-account-signing-key-file={p}/sa.key",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+            "--v=1",
+        ],
+    )
     wait_for("the containerd socket", lambda: os.path.exists(SOCK), timeout, st, "containerd")
     images_import(st)
     wait_for("kube-apiserver answering /readyz", lambda: Api(st).ok("/readyz"), timeout, st, "kube-apiserver")
 
-    start(st, "kube-controller-manager", [
-        f"{BIN}/kube-controller-manager", f"--kubeconfig={st.root}/controller-manager.kubeconfig",
-        f"--authentication-kubeconfig={st.root}/controller-manager.kubeconfig",
-        f"--authorization-kubeconfig={st.root}/controller-manager.kubeconfig",
-        f"--service-account-private-key-file={p}/sa.key", f"--root-ca-file={p}/ca.crt",
-        "--use-service-account-credentials=true", "--leader-elect=false", "--bind-address=127.0.0.1",
-        "--secure-port=0", f"--cluster-cidr={POD_CIDR}", "--allocate-node-cidrs=false",
-        f"--service-cluster-ip-range={SERVICE_CIDR}", "--controllers=*,-nodeipam,-cloud-node-lifecycle", "--v=1"])
-    start(st, "kube-scheduler", [
-        f"{BIN}/kube-scheduler", f"--kubeconfig={st.root}/scheduler.kubeconfig",
-        f"--authentication-kubeconfig={st.root}/scheduler.kubeconfig",
-        f"--authorization-kubeconfig={st.root}/scheduler.kubeconfig",
-        "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0", "--v=1"])
-    start(st, "kubelet", [
-        f"{BIN}/kubelet", f"--config={st.root}/kubelet.json", f"--kubeconfig={st.root}/kubelet.kubeconfig",
-        f"--root-dir={KUBELET_ROOT}", f"--cert-dir={KUBELET_ROOT}/pki", f"--hostname-override={NODE}",
-        f"--node-ip={GATEWAY}", "--v=1"])
+    start(
+        st,
+        "kube-controller-manager",
+        [
+            f"{BIN}/kube-controller-manager",
+            f"--kubeconfig={st.root}/controller-manager.kubeconfig",
+            f"--authentication-kubeconfig={st.root}/controller-manager.kubeconfig",
+            f"--authorization-kubeconfig={st.root}/controller-manager.kubeconfig",
+            f"--service-account-private-key-file={p}/sa.key",
+            f"--root-ca-file={p}/ca.crt",
+            "--use-service-account-credentials=true",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            f"--cluster-cidr={POD_CIDR}",
+            "--allocate-node-cidrs=false",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle",
+            "--v=1",
+        ],
+    )
+    start(
+        st,
+        "kube-scheduler",
+        [
+            f"{BIN}/kube-scheduler",
+            f"--kubeconfig={st.root}/scheduler.kubeconfig",
+            f"--authentication-kubeconfig={st.root}/scheduler.kubeconfig",
+            f"--authorization-kubeconfig={st.root}/scheduler.kubeconfig",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--v=1",
+        ],
+    )
+    start(
+        st,
+        "kubelet",
+        [
+            f"{BIN}/kubelet",
+            f"--config={st.root}/kubelet.json",
+            f"--kubeconfig={st.root}/kubelet.kubeconfig",
+            f"--root-dir={KUBELET_ROOT}",
+            f"--cert-dir={KUBELET_ROOT}/pki",
+            f"--hostname-override={NODE}",
+            f"--node-ip={GATEWAY}",
+            "--v=1",
+        ],
+    )
     start(st, "kube-proxy", [f"{BIN}/kube-proxy", f"--config={st.root}/kube-proxy.json", "--v=1"])
     start(st, "coredns", [f"{BIN}/coredns", "-conf", os.path.join(st.root, "Corefile")])
     start(st, "provisioner", [sys.executable, os.path.abspath(__file__), "provisioner", "--state", st.root])
@@ -595,14 +834,32 @@ def _up(st: State, ports: dict[str, int], timeout: float) -> None:
         return conds.get("Ready") == "True"
 
     wait_for(f"node {NODE} Ready (kubelet, containerd, CNI)", node_ready, timeout, st, "kubelet")
-    wait_for("CoreDNS ready", lambda: urllib.request.urlopen(
-        f"http://127.0.0.1:{ports['dns_ready']}/ready", timeout=2).status == 200, timeout, st, "coredns")
-    wait_for("kube-proxy healthy", lambda: urllib.request.urlopen(
-        f"http://127.0.0.1:{ports['proxy_healthz']}/healthz", timeout=2).status == 200, timeout, st, "kube-proxy")
-    api.apply("/apis/storage.k8s.io/v1/storageclasses", STORAGE_CLASS, {
-        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-        "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-        "provisioner": "pypiops.local/hostdir", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"})
+    wait_for(
+        "CoreDNS ready",
+        lambda: urllib.request.urlopen(f"http://127.0.0.1:{ports['dns_ready']}/ready", timeout=2).status == 200,
+        timeout,
+        st,
+        "coredns",
+    )
+    wait_for(
+        "kube-proxy healthy",
+        lambda: urllib.request.urlopen(f"http://127.0.0.1:{ports['proxy_healthz']}/healthz", timeout=2).status == 200,
+        timeout,
+        st,
+        "kube-proxy",
+    )
+    api.apply(
+        "/apis/storage.k8s.io/v1/storageclasses",
+        STORAGE_CLASS,
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "pypiops.local/hostdir",
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate",
+        },
+    )
 
     def default_sa() -> bool:
         return api.ok("/api/v1/namespaces/default/serviceaccounts/default")
@@ -614,20 +871,35 @@ def _up(st: State, ports: dict[str, int], timeout: float) -> None:
 def write_values(st: State) -> None:
     """Chart values and playbook variables for this cluster: the locally built images, never pulled."""
     values = {
-        "image": {"repository": IMAGES["pypiserver"].rsplit(":", 1)[0], "tag": IMAGES["pypiserver"].rsplit(":", 1)[1],
-                  "pullPolicy": "Never"},
+        "image": {
+            "repository": IMAGES["pypiserver"].rsplit(":", 1)[0],
+            "tag": IMAGES["pypiserver"].rsplit(":", 1)[1],
+            "pullPolicy": "Never",
+        },
         "tests": {"pythonImage": IMAGES["python"], "kubectlImage": IMAGES["kubectl"]},
     }
     with open(os.path.join(st.root, "values-local.yaml"), "w") as fh:
         json.dump(values, fh, indent=1)
     with open(os.path.join(st.root, "verify-vars.yml"), "w") as fh:
-        json.dump({"pypi_k8s_kubeconfig": st.kubeconfig,
-                   "pypi_k8s_values_files": [os.path.join(st.root, "values-local.yaml")]}, fh, indent=1)
+        json.dump(
+            {
+                "pypi_k8s_kubeconfig": st.kubeconfig,
+                "pypi_k8s_values_files": [os.path.join(st.root, "values-local.yaml")],
+            },
+            fh,
+            indent=1,
+        )
 
 
 def images_import(st: State) -> None:
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "images.py"), "import", CACHE, "--address", SOCK],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900, check=False)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "images.py"), "import", CACHE, "--address", SOCK],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     if proc.returncode != 0:
         raise ClusterError(f"importing the images into containerd failed: {proc.stderr.strip()[-600:]}")
 
@@ -661,20 +933,33 @@ def _provision_once(api: Api, st: State) -> None:
         path = os.path.join(st.pv_dir, name)
         os.makedirs(path, exist_ok=True)
         os.chmod(path, 0o777)  # any pod user may write, as with kind's local-path provisioner
-        api.call("POST", "/api/v1/persistentvolumes", {
-            "apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": "pypiops.local/hostdir"}},
-            "spec": {"capacity": {"storage": spec["resources"]["requests"]["storage"]},
-                     "accessModes": spec["accessModes"], "persistentVolumeReclaimPolicy": "Delete",
-                     "storageClassName": STORAGE_CLASS, "hostPath": {"path": path, "type": "Directory"},
-                     "claimRef": {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]}}})
+        api.call(
+            "POST",
+            "/api/v1/persistentvolumes",
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": "pypiops.local/hostdir"}},
+                "spec": {
+                    "capacity": {"storage": spec["resources"]["requests"]["storage"]},
+                    "accessModes": spec["accessModes"],
+                    "persistentVolumeReclaimPolicy": "Delete",
+                    "storageClassName": STORAGE_CLASS,
+                    "hostPath": {"path": path, "type": "Directory"},
+                    "claimRef": {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]},
+                },
+            },
+        )
     code, vols = api.call("GET", "/api/v1/persistentvolumes")
     if code != 200 or not isinstance(vols, dict):
         return
     for pv in vols.get("items", []):
         spec = pv["spec"]
-        if (pv.get("status", {}).get("phase") == "Released" and spec.get("storageClassName") == STORAGE_CLASS
-                and spec.get("persistentVolumeReclaimPolicy") == "Delete"):
+        if (
+            pv.get("status", {}).get("phase") == "Released"
+            and spec.get("storageClassName") == STORAGE_CLASS
+            and spec.get("persistentVolumeReclaimPolicy") == "Delete"
+        ):
             path = spec.get("hostPath", {}).get("path", "")
             if path.startswith(st.pv_dir + "/"):
                 shutil.rmtree(path, ignore_errors=True)
@@ -754,12 +1039,19 @@ def iptables_cleanup() -> None:
             proc = run([tool, "-w", "5", "-t", table, "-S"], f"{tool} -S", check=False)
             if proc.returncode != 0:
                 continue
-            ours = [line.split()[1] for line in proc.stdout.splitlines()
-                    if line.startswith("-N ") and line.split()[1].startswith(CHAIN_PREFIXES)]
+            ours = [
+                line.split()[1]
+                for line in proc.stdout.splitlines()
+                if line.startswith("-N ") and line.split()[1].startswith(CHAIN_PREFIXES)
+            ]
             for line in proc.stdout.splitlines():
                 parts = shlex.split(line)
-                if len(parts) > 2 and parts[0] == "-A" and not parts[1].startswith(CHAIN_PREFIXES) and any(
-                        p in ours for p in parts):
+                if (
+                    len(parts) > 2
+                    and parts[0] == "-A"
+                    and not parts[1].startswith(CHAIN_PREFIXES)
+                    and any(p in ours for p in parts)
+                ):
                     run([tool, "-w", "5", "-t", table, "-D", *parts[1:]], "deleting a jump rule", check=False)
             for chain in ours:
                 run([tool, "-w", "5", "-t", table, "-F", chain], "flushing a chain", check=False)
@@ -790,8 +1082,11 @@ def down(st: State, keep_logs: bool = True) -> None:
             os.unlink(nsfile)
     # 3. Network: the bridge (its veths went with the netns), our iptables chains, the sysctls we changed.
     for link in os.listdir("/sys/class/net"):
-        if link == BRIDGE or (link.startswith("veth") and os.path.exists(f"/sys/class/net/{link}/brport")
-                              and os.path.realpath(f"/sys/class/net/{link}/brport/bridge").endswith("/" + BRIDGE)):
+        if link == BRIDGE or (
+            link.startswith("veth")
+            and os.path.exists(f"/sys/class/net/{link}/brport")
+            and os.path.realpath(f"/sys/class/net/{link}/brport/bridge").endswith("/" + BRIDGE)
+        ):
             run(["ip", "link", "del", link], f"deleting {link}", check=False)
     iptables_cleanup()
     cgroups_down()

@@ -53,7 +53,9 @@ def run(argv: list[str], what: str, timeout: float, env: dict[str, str] | None =
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise BuildError(f"{what} did not finish within {timeout:.0f} s; check the network to the package mirrors") from exc
+        raise BuildError(
+            f"{what} did not finish within {timeout:.0f} s; check the network to the package mirrors"
+        ) from exc
     except FileNotFoundError as exc:
         raise BuildError(f"{what}: {argv[0]} is not installed (apt-get install {argv[0]})") from exc
     if proc.returncode != 0:
@@ -64,8 +66,14 @@ def run(argv: list[str], what: str, timeout: float, env: dict[str, str] | None =
 
 def chroot_env() -> dict[str, str]:
     # Nothing of the host's pip/uv configuration may reach the image build.
-    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "PIP_CONFIG_FILE": "/dev/null",
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_CACHE_DIR": "1"}
+    return {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "PIP_CONFIG_FILE": "/dev/null",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_CACHE_DIR": "1",
+    }
 
 
 def base_rootfs(cache: str) -> str:
@@ -75,8 +83,11 @@ def base_rootfs(cache: str) -> str:
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(os.path.dirname(root), exist_ok=True)
     log(f"debootstrap {SUITE} (minbase + {', '.join(BASE_PACKAGES)}) -> {root}")
-    run(["debootstrap", "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES), SUITE, root, MIRROR],
-        "debootstrap of the base image", 1800)
+    run(
+        ["debootstrap", "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES), SUITE, root, MIRROR],
+        "debootstrap of the base image",
+        1800,
+    )
     for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for name in os.listdir(os.path.join(root, sub)):
             p = os.path.join(root, sub, name)
@@ -99,19 +110,60 @@ def pypiserver_tree(cache: str, base: str) -> str:
     run(["cp", "-a", base, work], "copy of the base root", 600)
     shutil.copy("/etc/resolv.conf", os.path.join(work, "etc/resolv.conf"))
     try:
-        run(["chroot", work, "python3", "-m", "venv", "/opt/pypiserver"], "python3 -m venv in the image", 300, chroot_env())
+        run(
+            ["chroot", work, "python3", "-m", "venv", "/opt/pypiserver"],
+            "python3 -m venv in the image",
+            300,
+            chroot_env(),
+        )
         # Wheels come through the host's pip (its CA bundle reaches PyPI); the image's pip installs them offline.
         wheels = os.path.join(work, "tmp/wheels")
         host_env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
         host_env["PIP_CONFIG_FILE"] = "/dev/null"
         cert = [] if not os.path.exists(HOST_CA) else ["--cert", HOST_CA]
-        run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-cache-dir", *cert,
-             "--only-binary", ":all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
-             "--platform", "manylinux2014_x86_64", "-d", wheels, *PYPISERVER_PINS],
-            "pip download of pypiserver's wheels", 900, host_env)
-        run(["chroot", work, "/opt/pypiserver/bin/pip", "install", "--no-cache-dir", "--no-index",
-             "--find-links", "/tmp/wheels", *PYPISERVER_PINS], "pip install of pypiserver in the image", 900,
-            chroot_env())
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--no-cache-dir",
+                *cert,
+                "--only-binary",
+                ":all:",
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp311",
+                "--platform",
+                "manylinux2014_x86_64",
+                "-d",
+                wheels,
+                *PYPISERVER_PINS,
+            ],
+            "pip download of pypiserver's wheels",
+            900,
+            host_env,
+        )
+        run(
+            [
+                "chroot",
+                work,
+                "/opt/pypiserver/bin/pip",
+                "install",
+                "--no-cache-dir",
+                "--no-index",
+                "--find-links",
+                "/tmp/wheels",
+                *PYPISERVER_PINS,
+            ],
+            "pip install of pypiserver in the image",
+            900,
+            chroot_env(),
+        )
         os.makedirs(os.path.join(out, "opt"))
         shutil.move(os.path.join(work, "opt/pypiserver"), os.path.join(out, "opt/pypiserver"))
     finally:
@@ -202,12 +254,17 @@ def write_oci_archive(path: str, ref: str, layers: list[bytes], config: dict[str
         "created": "1970-01-01T00:00:00Z",
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "pypi_ops scripts/cluster/images.py"}
-                    for _ in layers],
+        "history": [
+            {"created": "1970-01-01T00:00:00Z", "created_by": "pypi_ops scripts/cluster/images.py"} for _ in layers
+        ],
     }
     cfg = _blob(blobs, json.dumps(image_config, sort_keys=True).encode(), "application/vnd.oci.image.config.v1+json")
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": cfg,
-                "layers": layer_descs}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": cfg,
+        "layers": layer_descs,
+    }
     man = _blob(blobs, json.dumps(manifest, sort_keys=True).encode(), "application/vnd.oci.image.manifest.v1+json")
     tag = ref.rsplit(":", 1)[1]
     man["annotations"] = {"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": tag}
@@ -215,11 +272,13 @@ def write_oci_archive(path: str, ref: str, layers: list[bytes], config: dict[str
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [man]}
     tmp = path + ".tmp"
     with tarfile.open(tmp, "w") as tf:
+
         def add(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mtime = EPOCH
             tf.addfile(info, io.BytesIO(data))
+
         add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
         add("index.json", json.dumps(index, sort_keys=True).encode())
         for digest, data in blobs.items():
@@ -271,15 +330,28 @@ def build(cache: str, kubectl: str) -> None:
     if not os.path.exists(want["pypiserver"]):
         tree = pypiserver_tree(cache, base)
         top = layer_from_dir(tree, owner={"data": 9898})
-        users = layer_from_files({"etc/passwd": (passwd + ETC_PASSWD_ADD.encode(), 0o644),
-                                  "etc/group": (group + ETC_GROUP_ADD.encode(), 0o644)})
-        write_oci_archive(want["pypiserver"], IMAGES["pypiserver"], [base_layer, top, users], {
-            "Entrypoint": ["/opt/pypiserver/bin/pypi-server"], "Cmd": ["run", "-p", "8080", "/data/packages"],
-            "User": "9898:9898", "WorkingDir": "/data", "Env": env_path, "ExposedPorts": {"8080/tcp": {}}})
+        users = layer_from_files(
+            {
+                "etc/passwd": (passwd + ETC_PASSWD_ADD.encode(), 0o644),
+                "etc/group": (group + ETC_GROUP_ADD.encode(), 0o644),
+            }
+        )
+        write_oci_archive(
+            want["pypiserver"],
+            IMAGES["pypiserver"],
+            [base_layer, top, users],
+            {
+                "Entrypoint": ["/opt/pypiserver/bin/pypi-server"],
+                "Cmd": ["run", "-p", "8080", "/data/packages"],
+                "User": "9898:9898",
+                "WorkingDir": "/data",
+                "Env": env_path,
+                "ExposedPorts": {"8080/tcp": {}},
+            },
+        )
         log(f"wrote {want['pypiserver']}")
     if not os.path.exists(want["python"]):
-        write_oci_archive(want["python"], IMAGES["python"], [base_layer],
-                          {"Cmd": ["python3"], "Env": env_path})
+        write_oci_archive(want["python"], IMAGES["python"], [base_layer], {"Cmd": ["python3"], "Env": env_path})
         log(f"wrote {want['python']}")
     if not os.path.exists(want["kubectl"]):
         with open(kubectl, "rb") as fh:
@@ -296,8 +368,11 @@ def import_images(cache: str, address: str, ctr: str = "ctr") -> None:
         path = os.path.join(cache, "images", name + ".tar")
         if not os.path.exists(path):
             raise BuildError(f"image archive {path} is missing; run 'make cluster-images' first")
-        run([ctr, "--address", address, "-n", "k8s.io", "images", "import", "--all-platforms", path],
-            f"ctr import of {ref}", 600)
+        run(
+            [ctr, "--address", address, "-n", "k8s.io", "images", "import", "--all-platforms", path],
+            f"ctr import of {ref}",
+            600,
+        )
         log(f"imported {ref}")
 
 

@@ -45,21 +45,34 @@ def _problem() -> str:
         return "no Go toolchain on PATH (the cluster's binaries are built with go build)"
     for tool in ("containerd", "runc", "etcd", "iptables", "ctr", "debootstrap"):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
-            return f"{tool} is not installed (apt-get install containerd runc containernetworking-plugins etcd-server " \
-                   "iptables debootstrap)"
+            return (
+                f"{tool} is not installed (apt-get install containerd runc containernetworking-plugins etcd-server "
+                "iptables debootstrap)"
+            )
     if not KUBECTL.exists():
         return f"{KUBECTL} is missing; run 'make dev'"
     return ""
 
 
 def _cluster(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PY), str(CLUSTER_PY), *args, "--state", str(STATE), "--kubectl", str(KUBECTL)],
-                          capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [str(PY), str(CLUSTER_PY), *args, "--state", str(STATE), "--kubectl", str(KUBECTL)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def kubectl(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(KUBECTL), "--kubeconfig", str(STATE / "kubeconfig"), *args], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(STATE / "kubeconfig"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc
@@ -67,8 +80,14 @@ def kubectl(*args: str, timeout: float = 120, check: bool = True) -> subprocess.
 
 def host_snapshot() -> dict[str, set[str]]:
     """What a cluster leaves on the host, to compare before and after."""
-    snap: dict[str, set[str]] = {"processes": set(), "mounts": set(), "links": set(), "chains": set(), "netns": set(),
-                                 "cgroups": set()}
+    snap: dict[str, set[str]] = {
+        "processes": set(),
+        "mounts": set(),
+        "links": set(),
+        "chains": set(),
+        "netns": set(),
+        "cgroups": set(),
+    }
     markers = (str(STATE), "/run/pypiops-cluster", "/var/lib/pypiops-cluster")
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -89,8 +108,11 @@ def host_snapshot() -> dict[str, set[str]]:
     for tool in ("iptables-save", "ip6tables-save"):
         if shutil.which(tool):
             out = subprocess.run([tool], capture_output=True, text=True, check=False).stdout
-            snap["chains"] |= {f"{tool}:{line.split()[0]}" for line in out.splitlines()
-                               if line.startswith((":KUBE-", ":CNI-", ":PYPIOPS-"))}
+            snap["chains"] |= {
+                f"{tool}:{line.split()[0]}"
+                for line in out.splitlines()
+                if line.startswith((":KUBE-", ":CNI-", ":PYPIOPS-"))
+            }
     for d in ("/run/netns", "/var/run/netns"):
         if os.path.isdir(d):
             snap["netns"] |= {n for n in os.listdir(d) if n.startswith("cni-")}
@@ -128,8 +150,9 @@ def cluster() -> t.Iterator[Cluster]:
 def namespace(cluster: Cluster) -> t.Iterator[str]:
     name = "e2e-" + uuid.uuid4().hex[:8]
     yield name
-    kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=180s", timeout=240,
-            check=False)
+    kubectl(
+        "delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=180s", timeout=240, check=False
+    )
 
 
 def k8s_vars(cluster: Cluster, namespace: str, tmp_path: Path, **extra: t.Any) -> dict[str, t.Any]:
@@ -206,15 +229,28 @@ def test_s3_mode_with_two_replicas_every_pod_serves_every_upload(cluster, namesp
 
     state = tmp_path / "k8s-state"
     try:
-        run = run_playbook(VERIFY, tmp_path, k8s_vars(cluster, namespace, tmp_path, pypi_k8s_s3_node_mount=True,
-                                                      pypi_k8s_values={"replicaCount": 2},
-                                                      pypi_cleanup=False, pypi_k8s_uninstall=False), timeout=1500)
+        run = run_playbook(
+            VERIFY,
+            tmp_path,
+            k8s_vars(
+                cluster,
+                namespace,
+                tmp_path,
+                pypi_k8s_s3_node_mount=True,
+                pypi_k8s_values={"replicaCount": 2},
+                pypi_cleanup=False,
+                pypi_k8s_uninstall=False,
+            ),
+            timeout=1500,
+        )
         statuses = _statuses(run.results)
         assert {k: v for k, v in statuses.items() if v != "passed"} == {}, {
-            k: run.results[k]["reason"] for k, v in statuses.items() if v != "passed"}
+            k: run.results[k]["reason"] for k, v in statuses.items() if v != "passed"
+        }
         assert "s3://" in run.results["s3_upload"]["reason"]
-        pods = json.loads(kubectl("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/name=pypiserver",
-                                  "-o", "json").stdout)["items"]
+        pods = json.loads(
+            kubectl("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/name=pypiserver", "-o", "json").stdout
+        )["items"]
         names = sorted(p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp"))
         assert len(names) == 2, names
         args = next(c["args"] for c in pods[0]["spec"]["containers"] if c["name"] == "pypiserver")
@@ -226,13 +262,37 @@ def test_s3_mode_with_two_replicas_every_pod_serves_every_upload(cluster, namesp
             for project in probes:
                 page = _pod_listing(namespace, pod, f"/simple/{project}/")
                 assert page == _pod_listing(namespace, names[0], f"/simple/{project}/"), (
-                    f"replica {pod} lists {project} differently from {names[0]}: stale replica")
+                    f"replica {pod} lists {project} differently from {names[0]}: stale replica"
+                )
     finally:
-        kubectl("-n", namespace, "delete", "pods", "-l", "app.kubernetes.io/component=helm-test", "--wait=true",
-                timeout=120, check=False)
-        subprocess.run([str(VENV_BIN / "helm3"), "--kubeconfig", str(cluster.kubeconfig), "-n", namespace,
-                        "uninstall", "pypi", "--wait", "--timeout", "120s"], capture_output=True, timeout=180,
-                       check=False)
+        kubectl(
+            "-n",
+            namespace,
+            "delete",
+            "pods",
+            "-l",
+            "app.kubernetes.io/component=helm-test",
+            "--wait=true",
+            timeout=120,
+            check=False,
+        )
+        subprocess.run(
+            [
+                str(VENV_BIN / "helm3"),
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+                "-n",
+                namespace,
+                "uninstall",
+                "pypi",
+                "--wait",
+                "--timeout",
+                "120s",
+            ],
+            capture_output=True,
+            timeout=180,
+            check=False,
+        )
         run_module(local_s3, {"state": "stopped", "state_dir": str(state / "s3")})
     assert not any(line.split()[1].startswith(str(state)) for line in Path("/proc/mounts").read_text().splitlines())
 
@@ -241,9 +301,19 @@ def test_s3_mode_with_two_replicas_every_pod_serves_every_upload(cluster, namesp
 
 
 def test_emptydir_fails_persistence_naming_the_lost_files(cluster, namespace, tmp_path):
-    run = run_playbook(VERIFY, tmp_path, k8s_vars(cluster, namespace, tmp_path, pypi_k8s_helm_test=False,
-                                                  pypi_k8s_values={"persistence": {"type": "emptyDir"}}),
-                       args=["--tags", "upload,persistence"], timeout=900)
+    run = run_playbook(
+        VERIFY,
+        tmp_path,
+        k8s_vars(
+            cluster,
+            namespace,
+            tmp_path,
+            pypi_k8s_helm_test=False,
+            pypi_k8s_values={"persistence": {"type": "emptyDir"}},
+        ),
+        args=["--tags", "upload,persistence"],
+        timeout=900,
+    )
     assert run.rc != 0
     assert run.results["upload"]["status"] == "passed"
     assert run.results["persistence"]["status"] == "failed", run.results["persistence"]
@@ -253,9 +323,19 @@ def test_emptydir_fails_persistence_naming_the_lost_files(cluster, namespace, tm
 
 def test_missing_image_fails_the_deploy_within_its_timeout(cluster, namespace, tmp_path):
     t0 = time.monotonic()
-    run = run_playbook(VERIFY, tmp_path, k8s_vars(cluster, namespace, tmp_path, pypi_k8s_wait_timeout="45s",
-                                                  pypi_k8s_values={"image": {"tag": "0.0.0-does-not-exist"}}),
-                       args=["--tags", "connection"], timeout=600)
+    run = run_playbook(
+        VERIFY,
+        tmp_path,
+        k8s_vars(
+            cluster,
+            namespace,
+            tmp_path,
+            pypi_k8s_wait_timeout="45s",
+            pypi_k8s_values={"image": {"tag": "0.0.0-does-not-exist"}},
+        ),
+        args=["--tags", "connection"],
+        timeout=600,
+    )
     took = time.monotonic() - t0
     assert run.rc != 0
     assert run.results["deploy"]["status"] == "failed"
@@ -266,9 +346,15 @@ def test_missing_image_fails_the_deploy_within_its_timeout(cluster, namespace, t
 
 
 def test_rbac_without_delete_fails_helm_test_naming_rbac(cluster, namespace, tmp_path):
-    run = run_playbook(VERIFY, tmp_path, k8s_vars(cluster, namespace, tmp_path,
-                                                  pypi_k8s_values={"tests": {"persistenceVerbs": ["get", "list", "watch"]}}),
-                       args=["--tags", "helm_test"], timeout=900)
+    run = run_playbook(
+        VERIFY,
+        tmp_path,
+        k8s_vars(
+            cluster, namespace, tmp_path, pypi_k8s_values={"tests": {"persistenceVerbs": ["get", "list", "watch"]}}
+        ),
+        args=["--tags", "helm_test"],
+        timeout=900,
+    )
     assert run.rc != 0
     assert run.results["helm_test"]["status"] == "failed"
     reason = run.results["helm_test"]["reason"]
@@ -309,8 +395,14 @@ spec:
 
 def _apply_slowstop(namespace: str) -> None:
     kubectl("create", "namespace", namespace)
-    proc = subprocess.run([str(KUBECTL), "--kubeconfig", str(STATE / "kubeconfig"), "-n", namespace, "apply", "-f", "-"],
-                          input=SLOW_STOP_DEPLOYMENT, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(STATE / "kubeconfig"), "-n", namespace, "apply", "-f", "-"],
+        input=SLOW_STOP_DEPLOYMENT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     kubectl("-n", namespace, "rollout", "status", "deployment/slowstop", "--timeout=120s", timeout=150)
 
@@ -325,8 +417,16 @@ def test_pod_restart_on_a_real_replicaset_with_the_old_pod_still_terminating(clu
     _apply_slowstop(namespace)
     old = _pods(namespace)
     assert len(old) == 1
-    result = run_module(pod_restart, {"kubeconfig": str(cluster.kubeconfig), "namespace": namespace,
-                                      "label_selector": "app=slowstop", "mode": "delete", "timeout": 120})
+    result = run_module(
+        pod_restart,
+        {
+            "kubeconfig": str(cluster.kubeconfig),
+            "namespace": namespace,
+            "label_selector": "app=slowstop",
+            "mode": "delete",
+            "timeout": 120,
+        },
+    )
     assert not result.failed, result
     new_uids = [p["uid"] for p in result["new_pods"]]
     assert [p["uid"] for p in result["old_pods"]] == [old[0]["metadata"]["uid"]]
@@ -346,20 +446,47 @@ def test_port_forward_reopened_after_a_real_pod_restart(cluster, namespace, run_
     _apply_slowstop(namespace)
     state_dir = str(tmp_path / "pf")
     common = {"state_dir": state_dir}
-    started = run_module(port_forward, {**common, "state": "started", "kubeconfig": str(cluster.kubeconfig),
-                                        "namespace": namespace, "target": "svc/slowstop", "remote_port": 8080,
-                                        "kubectl": str(KUBECTL)})
+    started = run_module(
+        port_forward,
+        {
+            **common,
+            "state": "started",
+            "kubeconfig": str(cluster.kubeconfig),
+            "namespace": namespace,
+            "target": "svc/slowstop",
+            "remote_port": 8080,
+            "kubectl": str(KUBECTL),
+        },
+    )
     assert not started.failed, started
     url = started["url"]
     try:
         with urllib.request.urlopen(url, timeout=10) as resp:
             assert resp.status == 200
-        restarted = run_module(pod_restart, {"kubeconfig": str(cluster.kubeconfig), "namespace": namespace,
-                                             "label_selector": "app=slowstop", "mode": "delete", "timeout": 120})
+        restarted = run_module(
+            pod_restart,
+            {
+                "kubeconfig": str(cluster.kubeconfig),
+                "namespace": namespace,
+                "label_selector": "app=slowstop",
+                "mode": "delete",
+                "timeout": 120,
+            },
+        )
         assert not restarted.failed, restarted
         # Force the old pod away now, so the old forward has nothing left to talk to.
-        kubectl("-n", namespace, "delete", "pod", restarted["old_pods"][0]["name"], "--grace-period=0",
-                "--force", "--wait=true", timeout=120, check=False)
+        kubectl(
+            "-n",
+            namespace,
+            "delete",
+            "pod",
+            restarted["old_pods"][0]["name"],
+            "--grace-period=0",
+            "--force",
+            "--wait=true",
+            timeout=120,
+            check=False,
+        )
         reopened = run_module(port_forward, {**common, "state": "restarted"})
         assert not reopened.failed, reopened
         with urllib.request.urlopen(reopened["url"], timeout=10) as resp:
@@ -374,12 +501,27 @@ def test_port_forward_reopened_after_a_real_pod_restart(cluster, namespace, run_
 
 def test_molecule_cluster_scenario(cluster, tmp_path):
     env = dict(os.environ)
-    env.update({"HOME": str(tmp_path / "home"), "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-                "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-                "NO_COLOR": "1", "ANSIBLE_NOCOLOR": "1", "PYPIOPS_KEEP_CLUSTER": "1"})
+    env.update(
+        {
+            "HOME": str(tmp_path / "home"),
+            "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+            "NO_COLOR": "1",
+            "ANSIBLE_NOCOLOR": "1",
+            "PYPIOPS_KEEP_CLUSTER": "1",
+        }
+    )
     (tmp_path / "home").mkdir()
-    proc = subprocess.run([str(VENV_BIN / "molecule"), "test", "-s", "cluster"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=1500, check=False)
+    proc = subprocess.run(
+        [str(VENV_BIN / "molecule"), "test", "-s", "cluster"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     for step in ("create", "converge", "idempotence", "verify", "destroy"):
@@ -394,7 +536,8 @@ def test_zz_cluster_down_leaves_nothing(cluster):
     """Runs last in the module (file order): take the cluster down and compare the host with before it came up."""
     during = host_snapshot()
     assert during["processes"] and during["links"] and during["chains"] and during["cgroups"], (
-        "the snapshot saw no cluster: it cannot prove anything")
+        "the snapshot saw no cluster: it cannot prove anything"
+    )
     down = _cluster("down", timeout=600)
     assert down.returncode == 0, down.stderr
     after = host_snapshot()

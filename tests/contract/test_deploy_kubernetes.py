@@ -3,7 +3,8 @@
 Stand-ins, and only these: the Kubernetes API is tests/fake_k8s.py (a fake API server spoken to
 over real HTTP and WebSocket by the real `kubernetes` client), and the release's Service is a
 real pypiserver on 127.0.0.1 given as pypi_k8s_url (as an Ingress URL would be). With
-pypi_k8s_deploy=false no helm runs (that path needs a cluster: the kind scenario). What this
+pypi_k8s_deploy=false no helm runs. The whole suite on a real cluster, helm included, is
+tests/cluster/test_real_cluster.py; what stays here is what a real cluster cannot easily stage. What this
 proves: the target publishes the facts the unchanged functional tests need; persistence
 restarts through pod_restart (new pod UIDs); storage is read through pods/exec (pod_storage)
 from the directory the real server stores into.
@@ -22,16 +23,6 @@ LABELS = {"app.kubernetes.io/name": "pypiserver", "app.kubernetes.io/instance": 
 pytestmark = [pytest.mark.contract, pytest.mark.slow]
 
 
-@pytest.fixture
-def kube(tmp_path):
-    fake = FakeKube(tmp_path / "kube", namespaces=(NS,), default_namespace=NS, terminate_seconds=0.3, ready_delay=0.3)
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
 def _vars(kube, server, **extra):
     variables = {
         "pypi_target": "kubernetes",
@@ -46,24 +37,6 @@ def _vars(kube, server, **extra):
     }
     variables.update(extra)
     return variables
-
-
-def test_functional_tests_run_unchanged_on_the_kubernetes_target(tmp_path, kube, auth_pypiserver):
-    kube.add_workload("Deployment", NS, "pypi-pypiserver", replicas=1, labels=LABELS)
-    kube.mount_dir(NS, "/data/packages", auth_pypiserver.package_dir)
-    old = {p.uid for p in kube.pods.values()}
-    run = run_playbook(ROOT / "verify.yml", tmp_path, _vars(kube, auth_pypiserver))
-    assert run.rc == 0, run.output[-4000:]
-    for test_id in ["connection", "upload", "download", "list", "multiple_versions", "persistence", "storage"]:
-        assert run.results[test_id]["status"] == "passed", (test_id, run.results)
-    assert run.results["helm_test"]["status"] == "skipped"
-    # persistence restarted the release's pod through the API: the live pod has a new UID
-    new = {p.uid for p in kube.pods.values() if p.deleted_at is None}
-    assert new and not (new & old)
-    assert any(method == "DELETE" for method, _ in kube.requests)
-    # storage was read through pods/exec
-    assert kube.execs
-    assert "kubernetes" in (run.report_dir / "summary.md").read_text()
 
 
 def test_a_restart_that_never_gets_ready_fails_persistence_with_the_reason(tmp_path, auth_pypiserver):

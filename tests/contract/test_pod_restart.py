@@ -59,19 +59,6 @@ def test_delete_waits_for_new_uids(kube_factory, run_module):
     assert all(d["gracePeriodSeconds"] == 5 for d in kube.deletes)
 
 
-def test_terminating_but_ready_old_pod_is_not_counted(kube_factory, run_module):
-    # old pods stay listed and Ready for 2 s; the replacements need 1 s to become Ready
-    kube = kube_factory(terminate_seconds=2.0, terminating_ready=True, ready_delay=1.0)
-    kube.add_workload("Deployment", NS, "web", replicas=2)
-    res = run_module(pod_restart, _args(kube, label_selector="app=web"))
-    assert not res.failed, res
-    assert res["elapsed"] >= 1.0
-    assert _uids(res["old_pods"]).isdisjoint(_uids(res["new_pods"]))
-    # the returned pods are Ready replacements, while the old ones are still terminating
-    live = {p.uid: p for p in kube.live_pods(NS, "web")}
-    assert all(live[p["uid"]].deleted_at is None for p in res["new_pods"])
-
-
 def test_statefulset_same_names_new_uids(kube_factory, run_module):
     kube = kube_factory(terminate_seconds=0.3, ready_delay=0.3)
     kube.add_workload("StatefulSet", NS, "pypi", replicas=2)

@@ -45,16 +45,6 @@ def _expect(files: dict[str, bytes]) -> list[dict]:
     return [{"filename": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d in files.items()]
 
 
-def test_inventory_matches_files_in_pod(kube, run_module):
-    res = run_module(pod_storage, _args(kube, label_selector="app=pypiserver", expect=_expect(FILES)))
-    assert not res.failed, res
-    assert res["pod"] == "pypiserver-0" and res["changed"] is False
-    assert res["count"] == 2 and res["missing"] == [] and res["mismatched"] == []
-    assert res["files"] == {n: {"size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d in FILES.items()}
-    # the module sent exactly the inventory script, the path as "$1"
-    assert kube.execs == [pod_exec.inventory_script("/data/packages")]
-
-
 def test_check_mode_reads_the_same(kube, run_module):
     res = run_module(pod_storage, _args(kube, pod="pypiserver-0"), check_mode=True)
     assert not res.failed, res

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import tarfile
-from pathlib import Path
 
 import pytest
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-from ansible.errors import AnsibleFilterError
+import json
+import os
+import subprocess
+import sys
 
 from ansible_collections.pypi_ops.pypiserver.plugins.filter.helm_test import helm_test_verdict
 from ansible_collections.pypi_ops.pypiserver.plugins.filter.helm_values import helm_values_files
+from tests.helpers import ROOT
 
 PASSING = """NAME: pypi
 LAST DEPLOYED: Fri Dec  4 20:33:21 2026
@@ -95,18 +98,39 @@ def test_values_files_merge_like_helm(tmp_path):
     assert helm_values_files([]) == {}
 
 
-@pytest.mark.parametrize(
-    ("content", "words"),
-    [(None, "cannot be read"), ("- a\n- b\n", "not a mapping"), ("a: [\n", "not valid YAML")],
-)
-def test_values_files_bad_input_is_one_sentence(tmp_path, content, words):
-    path = tmp_path / "v.yaml"
-    if content is not None:
-        path.write_text(content)
-    with pytest.raises(AnsibleFilterError, match=words):
-        helm_values_files([str(path)])
+BAD_INPUT = """
+import json, sys
+from ansible_collections.pypi_ops.pypiserver.plugins.filter.helm_values import helm_values_files
+out = {}
+for name, arg in json.loads(sys.argv[1]).items():
+    try:
+        helm_values_files(arg)
+        out[name] = "no error"
+    except Exception as exc:
+        out[name] = type(exc).__name__ + ": " + str(exc)
+print(json.dumps(out))
+"""
 
 
-def test_values_files_needs_a_list(tmp_path):
-    with pytest.raises(AnsibleFilterError, match="list of paths"):
-        helm_values_files(str(tmp_path / "v.yaml"))
+def test_values_files_bad_input_is_one_sentence(tmp_path):
+    """In a child process: raising AnsibleFilterError imports ansible.errors, which would mark this test process
+    as the controller and change module warnings for every later test in it."""
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    (tmp_path / "broken.yaml").write_text("a: [\n")
+    cases = {
+        "missing": [str(tmp_path / "nope.yaml")],
+        "list": [str(tmp_path / "list.yaml")],
+        "broken": [str(tmp_path / "broken.yaml")],
+        "string": str(tmp_path / "list.yaml"),
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT / ".venv" / "collections")}
+    proc = subprocess.run(
+        [sys.executable, "-c", BAD_INPUT, json.dumps(cases)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["missing"].startswith("Ansible") and "chart values file" in got["missing"]
+    assert "cannot be read" in got["missing"]
+    assert "make cluster-up" in got["missing"]
+    assert "not a mapping" in got["list"] and "not valid YAML" in got["broken"]
+    assert "list of paths" in got["string"]
