@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import sys
 import time
 import typing as t
 
@@ -74,6 +76,46 @@ def make_args(
         "kubectl": kubectl or "kubectl",
         "argv_override": list(argv_override) if argv_override else None,
     }
+
+
+# kubectl port-forward exits for good ("lost connection to pod") when one forwarded connection breaks, e.g. when
+# pypiserver closes a refused upload before reading its body (found on a real cluster: every test after `auth`
+# then met a dead port). The forward runs under this supervisor, which starts kubectl again on the same local port
+# when it exits after having served for a while. A kubectl that exits within STEADY_SECONDS of its start (no pod,
+# RBAC, bad kubeconfig) ends the supervisor with kubectl's own exit code and last words, as before. kubectl gets
+# SIGTERM when the supervisor dies, even by SIGKILL (PR_SET_PDEATHSIG).
+STEADY_SECONDS = 5.0
+SUPERVISOR = r"""
+import ctypes, signal, subprocess, sys, time
+argv, steady = sys.argv[2:], float(sys.argv[1])
+child = None
+def stop(*_):
+    if child is not None and child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    sys.exit(0)
+def pdeathsig():
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+while True:
+    started = time.monotonic()
+    child = subprocess.Popen(argv, preexec_fn=pdeathsig)
+    rc = child.wait()
+    if time.monotonic() - started < steady:
+        sys.exit(rc)
+    print("pypi_ops port-forward supervisor: kubectl exited with code %d after serving; starting it again on the "
+          "same local port" % rc, flush=True)
+    time.sleep(0.3)
+"""
+
+
+def supervised(argv: list[str]) -> list[str]:
+    """``argv`` under the supervisor above (same interpreter as the module)."""
+    return [sys.executable, "-c", SUPERVISOR, f"{STEADY_SECONDS:g}", *argv]
 
 
 def build_argv(args: dict[str, t.Any], local_port: int, timeout: float | None = None) -> list[str]:
@@ -238,7 +280,11 @@ def _launch(args: dict[str, t.Any], port: int, state_dir: str, timeout: float) -
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     log_path = os.path.join(state_dir, LOG_FILE)
     argv = build_argv(args, port, timeout)
-    proc, token, offset = spawn_detached(argv, log_path, state_dir)
+    # tests' stand-in forwarders (argv_override) run as given; kubectl runs supervised
+    run_argv = argv if args.get("argv_override") else supervised(argv)
+    if run_argv is not argv and shutil.which(argv[0]) is None:
+        raise ServerError(f"Cannot run {argv[0]!r}: No such file or directory; check that it is installed.")
+    proc, token, offset = spawn_detached(run_argv, log_path, state_dir)
     state = {
         "args": args,
         "argv": argv,

@@ -496,6 +496,62 @@ def test_port_forward_reopened_after_a_real_pod_restart(cluster, namespace, run_
         run_module(port_forward, {**common, "state": "stopped"})
 
 
+def test_port_forward_survives_a_connection_the_pod_breaks(cluster, namespace, run_module, tmp_path):
+    """A POST whose body the server never reads (Python's http.server answers 501 and closes, as pypiserver does
+    with a refused upload) breaks one forwarded stream; kubectl port-forward then exits for good. The collection's
+    forward comes back on the same local port by itself, and the log shows it did."""
+    import http.client
+
+    from ansible_collections.pypi_ops.pypiserver.plugins.modules import port_forward
+
+    _apply_slowstop(namespace)
+    state_dir = str(tmp_path / "pf")
+    started = run_module(
+        port_forward,
+        {
+            "state_dir": state_dir,
+            "state": "started",
+            "kubeconfig": str(cluster.kubeconfig),
+            "namespace": namespace,
+            "target": "svc/slowstop",
+            "remote_port": 8080,
+            "kubectl": str(KUBECTL),
+        },
+    )
+    assert not started.failed, started
+    port = started["local_port"]
+    try:
+        time.sleep(5.5)  # past the supervisor's steady time: a forward that has served
+        for _ in range(3):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            try:
+                conn.request("POST", "/", body=b"x" * (32 << 20), headers={"Content-Type": "application/octet-stream"})
+                conn.getresponse().read()
+            except OSError:
+                pass
+            finally:
+                conn.close()
+        log = Path(state_dir, "port-forward.log")
+        deadline = time.monotonic() + 30
+        while "supervisor" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "lost connection to pod" in log.read_text() or "supervisor" in log.read_text(), (
+            "kubectl never lost its connection: the fault was not staged"
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                    assert resp.status == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the forward did not come back on its port"
+                time.sleep(0.5)
+        assert "starting it again on the same local port" in log.read_text()
+    finally:
+        run_module(port_forward, {"state_dir": state_dir, "state": "stopped"})
+
+
 # ------------------------------------------------------------------------------------------------ molecule
 
 
