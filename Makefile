@@ -122,7 +122,8 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ansible-lint
 
 doc: $(VENV)/.runtime
-	@for m in plugins/modules/*.py; do n=$$(basename $$m .py); $(VENV)/bin/ansible-doc pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok $$n"; done
+	@for m in plugins/modules/[!_]*.py; do n=$$(basename $$m .py); $(VENV)/bin/ansible-doc pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok $$n"; done
+	@for n in helm_test_verdict helm_values_files; do $(VENV)/bin/ansible-doc -t filter pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok filter $$n"; done
 
 constraints: 
 	rm -rf /tmp/pypi_ops_constraints && $(PYTHON) -m venv /tmp/pypi_ops_constraints
