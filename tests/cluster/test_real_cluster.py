@@ -411,6 +411,25 @@ def _pods(namespace: str) -> list[dict[str, t.Any]]:
     return json.loads(kubectl("-n", namespace, "get", "pods", "-l", "app=slowstop", "-o", "json").stdout)["items"]
 
 
+def _forward_slowstop(cluster: Cluster, namespace: str, run_module, state_dir: str) -> dict[str, t.Any]:  # noqa: ANN001
+    """The slowstop Deployment and Service, and the collection's port-forward to the Service."""
+    from ansible_collections.pypi_ops.pypiserver.plugins.modules import port_forward
+
+    _apply_slowstop(namespace)
+    args = {
+        "state_dir": state_dir,
+        "state": "started",
+        "kubeconfig": str(cluster.kubeconfig),
+        "namespace": namespace,
+        "target": "svc/slowstop",
+        "remote_port": 8080,
+        "kubectl": str(KUBECTL),
+    }
+    started = run_module(port_forward, args)
+    assert not started.failed, started
+    return started
+
+
 def test_pod_restart_on_a_real_replicaset_with_the_old_pod_still_terminating(cluster, namespace, run_module):
     from ansible_collections.pypi_ops.pypiserver.plugins.modules import pod_restart
 
@@ -443,22 +462,9 @@ def test_pod_restart_on_a_real_replicaset_with_the_old_pod_still_terminating(clu
 def test_port_forward_reopened_after_a_real_pod_restart(cluster, namespace, run_module, tmp_path):
     from ansible_collections.pypi_ops.pypiserver.plugins.modules import pod_restart, port_forward
 
-    _apply_slowstop(namespace)
     state_dir = str(tmp_path / "pf")
     common = {"state_dir": state_dir}
-    started = run_module(
-        port_forward,
-        {
-            **common,
-            "state": "started",
-            "kubeconfig": str(cluster.kubeconfig),
-            "namespace": namespace,
-            "target": "svc/slowstop",
-            "remote_port": 8080,
-            "kubectl": str(KUBECTL),
-        },
-    )
-    assert not started.failed, started
+    started = _forward_slowstop(cluster, namespace, run_module, state_dir)
     url = started["url"]
     try:
         with urllib.request.urlopen(url, timeout=10) as resp:
@@ -504,21 +510,8 @@ def test_port_forward_survives_a_connection_the_pod_breaks(cluster, namespace, r
 
     from ansible_collections.pypi_ops.pypiserver.plugins.modules import port_forward
 
-    _apply_slowstop(namespace)
     state_dir = str(tmp_path / "pf")
-    started = run_module(
-        port_forward,
-        {
-            "state_dir": state_dir,
-            "state": "started",
-            "kubeconfig": str(cluster.kubeconfig),
-            "namespace": namespace,
-            "target": "svc/slowstop",
-            "remote_port": 8080,
-            "kubectl": str(KUBECTL),
-        },
-    )
-    assert not started.failed, started
+    started = _forward_slowstop(cluster, namespace, run_module, state_dir)
     port = started["local_port"]
     try:
         time.sleep(5.5)  # past the supervisor's steady time: a forward that has served
@@ -555,29 +548,12 @@ def test_port_forward_survives_a_connection_the_pod_breaks(cluster, namespace, r
 # ------------------------------------------------------------------------------------------------ molecule
 
 
-def test_molecule_cluster_scenario(cluster, tmp_path):
-    env = dict(os.environ)
-    env.update(
-        {
-            "HOME": str(tmp_path / "home"),
-            "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-            "NO_COLOR": "1",
-            "ANSIBLE_NOCOLOR": "1",
-            "PYPIOPS_KEEP_CLUSTER": "1",
-        }
-    )
+def test_molecule_cluster_scenario(cluster, tmp_path, monkeypatch):
+    from tests.integration.test_molecule import _molecule
+
+    monkeypatch.setenv("PYPIOPS_KEEP_CLUSTER", "1")  # the module's other tests share this cluster
     (tmp_path / "home").mkdir()
-    proc = subprocess.run(
-        [str(VENV_BIN / "molecule"), "test", "-s", "cluster"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
-    )
+    proc = _molecule("test", "cluster", tmp_path, timeout=1500)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     for step in ("create", "converge", "idempotence", "verify", "destroy"):
