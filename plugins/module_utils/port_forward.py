@@ -80,14 +80,15 @@ def make_args(
 
 # kubectl port-forward exits for good ("lost connection to pod") when one forwarded connection breaks, e.g. when
 # pypiserver closes a refused upload before reading its body (found on a real cluster: every test after `auth`
-# then met a dead port). The forward runs under this supervisor, which starts kubectl again on the same local port
-# when it exits after having served for a while. A kubectl that exits within STEADY_SECONDS of its start (no pod,
-# RBAC, bad kubeconfig) ends the supervisor with kubectl's own exit code and last words, as before. kubectl gets
-# SIGTERM when the supervisor dies, even by SIGKILL (PR_SET_PDEATHSIG).
-STEADY_SECONDS = 5.0
+# then met a dead port). The forward runs under this supervisor, which passes kubectl's output on to the log and
+# starts kubectl again on the same local port when it exits after it had been forwarding ("Forwarding from" seen),
+# at most MAX_RESTARTS times. A kubectl that never forwarded (no pod, RBAC, bad kubeconfig, pod-running timeout)
+# ends the supervisor with kubectl's own exit code and last words, as before. kubectl gets SIGTERM when the
+# supervisor dies, even by SIGKILL (PR_SET_PDEATHSIG).
+MAX_RESTARTS = 20
 SUPERVISOR = r"""
 import ctypes, signal, subprocess, sys, time
-argv, steady = sys.argv[2:], float(sys.argv[1])
+restarts, argv = int(sys.argv[1]), sys.argv[2:]
 child = None
 def stop(*_):
     if child is not None and child.poll() is None:
@@ -102,20 +103,26 @@ def pdeathsig():
 signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
 while True:
-    started = time.monotonic()
-    child = subprocess.Popen(argv, preexec_fn=pdeathsig)
+    child = subprocess.Popen(argv, preexec_fn=pdeathsig, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    forwarded = False
+    for raw in child.stdout:
+        line = raw.decode(errors="replace")
+        forwarded = forwarded or line.startswith("Forwarding from")
+        sys.stdout.write(line)
+        sys.stdout.flush()
     rc = child.wait()
-    if time.monotonic() - started < steady:
+    if not forwarded or restarts <= 0:
         sys.exit(rc)
-    print("pypi_ops port-forward supervisor: kubectl exited with code %d after serving; starting it again on the "
-          "same local port" % rc, flush=True)
+    restarts -= 1
+    print("pypi_ops port-forward supervisor: kubectl exited with code %d after forwarding; starting it again on "
+          "the same local port" % rc, flush=True)
     time.sleep(0.3)
 """
 
 
 def supervised(argv: list[str]) -> list[str]:
     """``argv`` under the supervisor above (same interpreter as the module)."""
-    return [sys.executable, "-c", SUPERVISOR, f"{STEADY_SECONDS:g}", *argv]
+    return [sys.executable, "-c", SUPERVISOR, str(MAX_RESTARTS), *argv]
 
 
 def build_argv(args: dict[str, t.Any], local_port: int, timeout: float | None = None) -> list[str]:

@@ -65,6 +65,7 @@ SERVICE_CIDR = "10.96.0.0/24"
 NODE = "pypiops-node"
 STORAGE_CLASS = "pypiops-local"
 CHAIN_PREFIXES = ("KUBE-", "CNI-", "PYPIOPS-")
+MARKER = ".pypiops-cluster"  # written by up() into the state dir; down() empties no directory without it
 IMAGES = {
     "pause": "localhost/pypiops/pause:3.10",
     "pypiserver": "localhost/pypiops/pypiserver:2.4.2",
@@ -162,12 +163,22 @@ class State:
             return {}
 
     def pid(self, name: str) -> int | None:
+        """The component's PID while that very process runs (PID and start time recorded together)."""
         try:
             with open(os.path.join(self.pids, name + ".pid")) as fh:
-                pid = int(fh.read().strip())
+                pid_s, _, token = fh.read().strip().partition(" ")
+            pid = int(pid_s)
         except (OSError, ValueError):
             return None
-        return pid if alive(pid) else None
+        return pid if alive(pid) and start_time(pid) == token else None
+
+
+def start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
 
 
 def alive(pid: int) -> bool:
@@ -195,7 +206,7 @@ def start(st: State, name: str, argv: list[str], env: dict[str, str] | None = No
     )
     logf.close()
     with open(os.path.join(st.pids, name + ".pid"), "w") as fh:
-        fh.write(str(proc.pid))
+        fh.write(f"{proc.pid} {start_time(proc.pid)}")
     return proc.pid
 
 
@@ -437,6 +448,31 @@ def build(kubectl: str) -> None:
 # ------------------------------------------------------------------------------------------------ up
 
 
+KUBE_SYSCTLS = (
+    "net.ipv4.conf.all.route_localnet",
+    "kernel.panic",
+    "kernel.panic_on_oops",
+    "vm.overcommit_memory",
+    "net.netfilter.nf_conntrack_max",
+)
+
+
+def sysctl_record(st: State, key: str) -> None:
+    path = "/proc/sys/" + key.replace(".", "/")
+    saved = os.path.join(st.root, "sysctl.json")
+    if not os.path.exists(path):
+        return
+    old: dict[str, str] = {}
+    if os.path.exists(saved):
+        with open(saved) as fh:
+            old = json.load(fh)
+    if key not in old:
+        with contextlib.suppress(OSError), open(path) as fh:
+            old[key] = fh.read().strip()
+        with open(saved, "w") as fh:
+            json.dump(old, fh)
+
+
 def sysctl_set(st: State, key: str, value: str) -> None:
     path = "/proc/sys/" + key.replace(".", "/")
     saved = os.path.join(st.root, "sysctl.json")
@@ -466,6 +502,8 @@ def network_up(st: State, api_port: int, kubelet_port: int) -> None:
         run(["ip", "addr", "add", GATEWAY + "/24", "dev", BRIDGE], "addressing the pod bridge")
     run(["ip", "link", "set", BRIDGE, "up"], "raising the pod bridge")
     sysctl_set(st, "net.ipv4.ip_forward", "1")
+    for key in KUBE_SYSCTLS:  # kubelet and kube-proxy set these; remember them so that down() restores them
+        sysctl_record(st, key)
     if os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"):
         sysctl_set(st, "net.bridge.bridge-nf-call-iptables", "1")
     # Guard rules, in chains of our own: pods may not send anything off the bridge (FORWARD), and the apiserver,
@@ -474,10 +512,12 @@ def network_up(st: State, api_port: int, kubelet_port: int) -> None:
     forward = [["-s", POD_CIDR, "!", "-o", BRIDGE, "-j", "DROP"]]
     inbound = []
     for port in (api_port, kubelet_port, 53):
+        # the apiserver listens on every address; the kubelet and DNS on the bridge address only
+        dest = [] if port == api_port else ["-d", GATEWAY]
         for proto in ("tcp", "udp") if port == 53 else ("tcp",):
             for iface in ("lo", BRIDGE):
-                inbound.append(["-p", proto, "--dport", str(port), "-i", iface, "-j", "RETURN"])
-            inbound.append(["-p", proto, "--dport", str(port), "-j", "DROP"])
+                inbound.append([*dest, "-p", proto, "--dport", str(port), "-i", iface, "-j", "RETURN"])
+            inbound.append([*dest, "-p", proto, "--dport", str(port), "-j", "DROP"])
     for chain, builtin, rules in (("PYPIOPS-FORWARD", "FORWARD", forward), ("PYPIOPS-INPUT", "INPUT", inbound)):
         run(ipt + ["-N", chain], f"creating {chain}", check=False)
         run(ipt + ["-F", chain], f"flushing {chain}")
@@ -494,6 +534,8 @@ CGROUP_NAME = "pypiops"  # kubelet's cgroupRoot: every pod cgroup lives below it
 def cgroup_dirs(v2_too: bool = False) -> list[str]:
     """The cgroup v1 hierarchies mounted here (kubelet still runs on v1 in 1.32); with ``v2_too`` also the unified
     one, where kubelet makes its tree as well (down removes it there too)."""
+    if os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers")):
+        return [CGROUP_ROOT]  # cgroup v2 only: one hierarchy, the root
     out = []
     for name in sorted(os.listdir(CGROUP_ROOT)):
         path = os.path.join(CGROUP_ROOT, name)
@@ -573,6 +615,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = "{RUN}/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{cni}"
@@ -654,15 +697,29 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 
 def up(st: State, kubectl: str, timeout: float) -> None:
+    if all(st.pid(c) for c in COMPONENTS):
+        with contextlib.suppress(ClusterError):
+            wait_for("kube-apiserver answering /readyz", lambda: Api(st).ok("/readyz"), 30, st, "kube-apiserver")
     if status(st, quiet=True):
         log(f"already up: KUBECONFIG={st.kubeconfig}")
         return
+    foreign = procs_matching(
+        lambda c: os.path.basename(c.split(" ", 1)[0]) in ("kubelet", "kube-proxy") and BIN not in c
+    )
+    if foreign:
+        raise ClusterError(
+            f"another Kubernetes node runs on this machine (pid {foreign[0]}); this cluster would "
+            "share its iptables chains and bridge names: stop it first"
+        )
     if any(st.pid(c) for c in COMPONENTS) or os.path.exists(RUN):
         log("a partial cluster is left from an earlier run: stopping it first")
         down(st)
     build(kubectl)
     t0 = time.monotonic()
     os.makedirs(st.root, exist_ok=True)
+    if set(os.listdir(st.root)) - {"logs"} and not os.path.exists(os.path.join(st.root, MARKER)):
+        raise ClusterError(f"{st.root} is not empty and is no cluster state (no {MARKER}); choose an empty --state")
+    open(os.path.join(st.root, MARKER), "w").close()
     for stale in ("logs",):
         shutil.rmtree(os.path.join(st.root, stale), ignore_errors=True)
     ports = {
@@ -961,7 +1018,8 @@ def _provision_once(api: Api, st: State) -> None:
             and spec.get("persistentVolumeReclaimPolicy") == "Delete"
         ):
             path = spec.get("hostPath", {}).get("path", "")
-            if path.startswith(st.pv_dir + "/"):
+            real = os.path.realpath(path)
+            if os.path.dirname(real) == os.path.realpath(st.pv_dir) and os.path.basename(real).startswith("pvc-"):
                 shutil.rmtree(path, ignore_errors=True)
             api.call("DELETE", f"/api/v1/persistentvolumes/{pv['metadata']['name']}")
 
@@ -1097,10 +1155,10 @@ def down(st: State, keep_logs: bool = True) -> None:
                 with contextlib.suppress(OSError), open("/proc/sys/" + key.replace(".", "/"), "w") as out:
                     out.write(value)
         os.unlink(saved)
-    # 4. State: everything but the logs (kept for a post-mortem).
-    if os.path.isdir(st.root):
+    # 4. State: everything but the logs (kept for a post-mortem), and only in a directory up() marked.
+    if os.path.isdir(st.root) and os.path.exists(os.path.join(st.root, MARKER)):
         for entry in os.listdir(st.root):
-            if keep_logs and entry == "logs":
+            if (keep_logs and entry == "logs") or entry == MARKER:
                 continue
             path = os.path.join(st.root, entry)
             if os.path.isdir(path) and not os.path.islink(path):
@@ -1161,6 +1219,19 @@ def main() -> int:
             return 0 if status(st) else 1
     except ClusterError as exc:
         print(f"cluster: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.TimeoutExpired as exc:
+        print(
+            f"cluster: {exc.cmd[0] if exc.cmd else 'a step'} did not finish within {exc.timeout:.0f} s; read "
+            f"{st.logs} and run again",
+            file=sys.stderr,
+        )
+        return 1
+    except (OSError, subprocess.SubprocessError, ValueError, urllib.error.URLError) as exc:
+        print(
+            f"cluster: {type(exc).__name__}: {exc}; read {st.logs}, then 'make cluster-down' and try again",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print("cluster: interrupted; run 'make cluster-down' to stop what was started", file=sys.stderr)
