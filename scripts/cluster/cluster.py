@@ -66,12 +66,9 @@ NODE = "pypiops-node"
 STORAGE_CLASS = "pypiops-local"
 CHAIN_PREFIXES = ("KUBE-", "CNI-", "PYPIOPS-")
 MARKER = ".pypiops-cluster"  # written by up() into the state dir; down() empties no directory without it
-IMAGES = {
-    "pause": "localhost/pypiops/pause:3.10",
-    "pypiserver": "localhost/pypiops/pypiserver:2.4.2",
-    "python": "localhost/pypiops/python:3.11",
-    "kubectl": "localhost/pypiops/kubectl:1.33",
-}
+sys.path.insert(0, HERE)
+from images import IMAGES  # noqa: E402 - the one table of the images images.py builds
+
 COMPONENTS = [
     "etcd",
     "kube-apiserver",
@@ -111,7 +108,6 @@ def run(
     timeout: float = 60,
     check: bool = True,
     env: dict[str, str] | None = None,
-    quiet: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env)
@@ -122,8 +118,6 @@ def run(
     if check and proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-12:])
         raise ClusterError(f"{what} failed (exit {proc.returncode}): {tail}")
-    if not quiet and proc.returncode != 0:
-        pass
     return proc
 
 
@@ -475,18 +469,10 @@ def sysctl_record(st: State, key: str) -> None:
 
 def sysctl_set(st: State, key: str, value: str) -> None:
     path = "/proc/sys/" + key.replace(".", "/")
-    saved = os.path.join(st.root, "sysctl.json")
-    old: dict[str, str] = {}
-    if os.path.exists(saved):
-        with open(saved) as fh:
-            old = json.load(fh)
+    sysctl_record(st, key)
     try:
         with open(path) as fh:
             cur = fh.read().strip()
-        if key not in old:
-            old[key] = cur
-            with open(saved, "w") as fh:
-                json.dump(old, fh)
         if cur != value:
             with open(path, "w") as fh:
                 fh.write(value)
