@@ -540,6 +540,17 @@ def cgroups_up() -> None:
                     dst.write(src.read().strip() or "0")
 
 
+def cgroup_pids() -> list[int]:
+    """Every process still in our cgroup tree: a pod's processes outlive a shim killed with SIGKILL."""
+    pids: set[int] = set()
+    for hier in cgroup_dirs(v2_too=True):
+        for dirpath, _dirs, files in os.walk(os.path.join(hier, CGROUP_NAME)):
+            if "cgroup.procs" in files:
+                with contextlib.suppress(OSError, ValueError), open(os.path.join(dirpath, "cgroup.procs")) as fh:
+                    pids |= {int(x) for x in fh.read().split()}
+    return sorted(pids - {os.getpid()})
+
+
 def cgroups_down() -> None:
     for hier in cgroup_dirs(v2_too=True):
         top = os.path.join(hier, CGROUP_NAME)
@@ -682,6 +693,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 """)
 
 
+def residue(st: State) -> bool:
+    """Anything an earlier cluster that was never taken down left behind: a component, the sockets, the bridge."""
+    return (
+        any(st.pid(c) for c in COMPONENTS)
+        or os.path.exists(RUN)
+        or os.path.exists(VARLIB)
+        or os.path.exists(f"/sys/class/net/{BRIDGE}")
+    )
+
+
 def up(st: State, kubectl: str, timeout: float) -> None:
     if all(st.pid(c) for c in COMPONENTS):
         with contextlib.suppress(ClusterError):
@@ -697,8 +718,8 @@ def up(st: State, kubectl: str, timeout: float) -> None:
             f"another Kubernetes node runs on this machine (pid {foreign[0]}); this cluster would "
             "share its iptables chains and bridge names: stop it first"
         )
-    if any(st.pid(c) for c in COMPONENTS) or os.path.exists(RUN):
-        log("a partial cluster is left from an earlier run: stopping it first")
+    if residue(st):
+        log("a partial cluster is left from an earlier run (killed before its down?): cleaning it first")
         down(st)
     build(kubectl)
     t0 = time.monotonic()
@@ -1114,6 +1135,7 @@ def down(st: State, keep_logs: bool = True) -> None:
             kill_all(descendants([pid]), 10)
     leftovers = procs_matching(lambda c: (st.root in c or SOCK in c or VARLIB in c) and "cluster.py" not in c)
     kill_all(descendants(leftovers), 5)
+    kill_all(cgroup_pids(), 5)
     # 2. Mounts: pod volumes, container rootfs, netns bind mounts; then the netns files themselves.
     for _ in range(3):
         mounts = our_mounts(st)
@@ -1125,12 +1147,16 @@ def down(st: State, keep_logs: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.unlink(nsfile)
     # 3. Network: the bridge (its veths went with the netns), our iptables chains, the sysctls we changed.
-    for link in os.listdir("/sys/class/net"):
-        if link == BRIDGE or (
-            link.startswith("veth")
-            and os.path.exists(f"/sys/class/net/{link}/brport")
-            and os.path.realpath(f"/sys/class/net/{link}/brport/bridge").endswith("/" + BRIDGE)
-        ):
+    # The veths first: once the bridge is gone they no longer name it as their master and would be left behind.
+    veths = [
+        link
+        for link in os.listdir("/sys/class/net")
+        if link.startswith("veth")
+        and os.path.exists(f"/sys/class/net/{link}/brport")
+        and os.path.realpath(f"/sys/class/net/{link}/brport/bridge").endswith("/" + BRIDGE)
+    ]
+    for link in [*veths, BRIDGE]:
+        if os.path.exists(f"/sys/class/net/{link}"):
             run(["ip", "link", "del", link], f"deleting {link}", check=False)
     iptables_cleanup()
     cgroups_down()
