@@ -175,12 +175,14 @@ class BadServer(_Managed):
     - ``status``: answers ``status`` (default 503) with a small HTML error page;
     - ``html``: GET answers 200 with an HTML page without a single link, POST 405 (a web server's default page);
     - ``json``: GET answers 200 with JSON that is not a PEP 691 document, POST 405 (a status API);
-    - ``redirect_loop``: answers 302 from ``/loop-a`` to ``/loop-b`` and back, from any other path to ``/loop-a``.
+    - ``redirect_loop``: answers 302 from ``/loop-a`` to ``/loop-b`` and back, from any other path to ``/loop-a``;
+    - ``trickle``: answers 200 with a Content-Length of 1 MiB and sends 1 KiB every ``delay`` seconds (a link that
+      is slow but moving: never a stall).
 
     ``tls`` (an ``ssl.SSLContext`` from ``Certs.server_context``) serves the same over HTTPS.
     """
 
-    BEHAVIOURS = ("silent", "slow", "status", "html", "json", "redirect_loop")
+    BEHAVIOURS = ("silent", "slow", "status", "html", "json", "redirect_loop", "trickle")
 
     def __init__(
         self,
@@ -221,6 +223,20 @@ class BadServer(_Managed):
                 req.close_connection = True
                 return
             req._answer(200, HTML_PAGE)
+        elif self.behaviour == "trickle":
+            req.send_response(200)
+            req.send_header("Content-Type", "application/octet-stream")
+            req.send_header("Content-Length", str(1 << 20))
+            req.end_headers()
+            sent = 0
+            while sent < (1 << 20) and not req.server.stopping.wait(self.delay):
+                try:
+                    req.wfile.write(b"x" * 1024)
+                    req.wfile.flush()
+                except OSError:
+                    break
+                sent += 1024
+            req.close_connection = True
         elif self.behaviour == "status":
             req._answer(self.status, f"<html><body><h1>{self.status} Server Error</h1></body></html>".encode())
         elif self.behaviour in ("html", "json"):

@@ -10,7 +10,14 @@ proxy then misbehaves the way broken deployments do, so the tests can prove the 
 - ``max_body``: answer 413 to request bodies larger than N bytes (an ingress body-size limit);
 - ``die_after``: stop listening after N requests (the server dying in the middle of a run);
 - ``refuse_agent``: answer 403 to uploads (POST) whose User-Agent matches a regex, after reading the body
-  (a web application firewall that blocks one client).
+  (a web application firewall that blocks one client);
+- ``stall_body``: ``(pattern, nbytes)``: a file download whose path matches sends its headers and its first
+  ``nbytes`` bytes (at most half the file), then nothing more, holding the connection open (a wedged proxy, a dying disk);
+- ``stall_upload``: read only the first N bytes of an upload's body, then stop reading, holding the connection;
+- ``hang_after``: from request N+1 on, read the request and never answer, holding the connection (a server
+  that stopped answering but still accepts connections).
+
+Held connections are released when the proxy stops.
 """
 
 from __future__ import annotations
@@ -37,7 +44,15 @@ class FaultProxy:
         die_after: int | None = None,
         swap: tuple[str, str] | None = None,
         refuse_agent: str | None = None,
+        stall_body: tuple[str, int] | None = None,
+        stall_upload: int | None = None,
+        hang_after: int | None = None,
     ):
+        self.stall_body = (re.compile(stall_body[0]), stall_body[1]) if stall_body else None
+        self.stall_upload = stall_upload
+        self.hang_after = hang_after
+        self.stalled: list[str] = []
+        self.stopping = threading.Event()
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port)
         self.hide = re.compile(hide) if hide else None
@@ -84,6 +99,7 @@ class FaultProxy:
         self.stop()
 
     def stop(self) -> None:
+        self.stopping.set()  # releases the held connections
         try:
             self.server.shutdown()
         finally:
@@ -102,6 +118,14 @@ class FaultProxy:
                 pass
             return
         length = int(req.headers.get("Content-Length") or 0)
+        if self.hang_after is not None and count > self.hang_after:
+            self._drain(req, length)
+            self._hold(req)
+            return
+        if self.stall_upload is not None and req.command == "POST" and length > self.stall_upload:
+            self._drain(req, self.stall_upload)
+            self._hold(req)
+            return
         if self.max_body is not None and length > self.max_body:
             body = b"<html><body><h1>413 Request Entity Too Large</h1></body></html>"
             req.send_response(413)
@@ -155,6 +179,15 @@ class FaultProxy:
             kept = [line for line in text.splitlines(True) if not (self.hide.search(line) and "<a " in line)]
             data = "".join(kept).encode()
             self._send(req, resp, data)
+        elif self.stall_body is not None and path.startswith("/packages/") and self.stall_body[0].search(path):
+            self._headers(req, resp, set())
+            req.end_headers()
+            size = int(resp.getheader("Content-Length") or 0)
+            req.wfile.write(resp.read(min(self.stall_body[1], size // 2)))  # never the whole file
+            req.wfile.flush()
+            with self.lock:
+                self.stalled.append(path)
+            self._hold(req)
         elif self.corrupt is not None and path.startswith("/packages/") and self.corrupt.search(path):
             data = bytearray(resp.read())
             if data:
@@ -163,6 +196,24 @@ class FaultProxy:
         else:
             self._send_stream(req, resp)
         conn.close()
+
+    @staticmethod
+    def _drain(req: BaseHTTPRequestHandler, nbytes: int) -> None:
+        remaining = nbytes
+        while remaining > 0:
+            block = req.rfile.read(min(1 << 20, remaining))
+            if not block:
+                break
+            remaining -= len(block)
+
+    def _hold(self, req: BaseHTTPRequestHandler) -> None:
+        """Keep the connection open, sending nothing, until the proxy stops."""
+        self.stopping.wait()
+        req.close_connection = True
+        try:
+            req.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     @staticmethod
     def _headers(req: BaseHTTPRequestHandler, resp: http.client.HTTPResponse, skip: set[str]) -> None:

@@ -28,7 +28,21 @@ options:
     type: float
     default: 5
   read_timeout:
-    description: Seconds allowed to wait for an answer.
+    description:
+      - Seconds allowed without a byte, for an answer and within a transfer. A download or upload that moves no
+        byte for this long has stalled and fails, naming how far it got; slow but moving is fine.
     type: float
     default: 30
+  deadline:
+    description:
+      - Absolute time (seconds since the epoch) by which the module must end; V(0) for none. Every wait is cut
+        to what is left of it, and a module past it fails naming O(deadline_name).
+      - The functional_tests role sets it from C(pypi_test_deadline) and C(pypi_run_deadline).
+    type: float
+    default: 0
+    version_added: 0.4.0
+  deadline_name:
+    description: What the deadline is, for the failure message (for example C(the deadline of test load)).
+    type: str
+    version_added: 0.4.0
 """

@@ -32,7 +32,7 @@ from email.parser import BytesParser
 from email.policy import compat32
 from urllib.parse import urljoin, urlsplit
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import bounds
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
 
@@ -121,7 +121,8 @@ def _download_wheel(session: t.Any, file: dict[str, t.Any], opts: httputil.Clien
             if resp.status_code != 200:
                 return record
             with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-                for block in resp.iter_content(digest.CHUNK):
+                what = f"download of {file['filename']}"
+                for block in bounds.read_body(resp, what, opts.read_timeout, opts.op_timeout, opts.deadline):
                     sha.update(block)
                     if extra is not None:
                         extra.update(block)
@@ -129,6 +130,9 @@ def _download_wheel(session: t.Any, file: dict[str, t.Any], opts: httputil.Clien
                     size += len(block)
                 spool.seek(0)
                 record["metadata"], record["metadata_error"] = _wheel_metadata(spool, file["filename"])
+    except bounds.BoundError as exc:
+        record["error"] = exc.msg
+        return record
     except requests.RequestException as exc:
         record["error"] = httputil.describe_error(exc, url, opts)
         return record

@@ -12,6 +12,8 @@ from __future__ import annotations
 import typing as t
 from urllib.parse import urlsplit
 
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import bounds
+
 try:
     import requests
     from requests.adapters import HTTPAdapter
@@ -32,6 +34,8 @@ CLIENT_ARGS: dict[str, dict[str, t.Any]] = {
     "ca_path": {"type": "path"},
     "connect_timeout": {"type": "float", "default": 5.0},
     "read_timeout": {"type": "float", "default": 30.0},
+    "deadline": {"type": "float", "default": 0.0},
+    "deadline_name": {"type": "str"},
 }
 
 
@@ -49,7 +53,9 @@ class ClientOptions(t.NamedTuple):
     validate_certs: bool
     ca_path: str | None
     connect_timeout: float
-    read_timeout: float
+    read_timeout: float  # the stall limit: no byte for this long fails a request or a transfer
+    op_timeout: float = 300.0  # the whole of one operation (a big download or upload)
+    deadline: bounds.Deadline = bounds.Deadline()  # the test's deadline; every wait is cut to what is left
 
     @classmethod
     def from_params(cls, params: dict[str, t.Any]) -> ClientOptions:
@@ -60,11 +66,21 @@ class ClientOptions(t.NamedTuple):
             params.get("ca_path"),
             float(params.get("connect_timeout") or 5.0),
             float(params.get("read_timeout") or 30.0),
+            float(params.get("timeout") or 300.0),
+            bounds.Deadline.from_params(params),
         )
 
     @property
     def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout, self.read_timeout)
+        """(connect, read) for requests, each cut to what is left of the deadline."""
+        return (self.deadline.cap(self.connect_timeout), self.deadline.cap(self.read_timeout))
+
+    @property
+    def send_timeout(self) -> tuple[float, float]:
+        """For a request with a body: urllib3 sends the body under the *connect* timeout, so both are the stall
+        limit, read_timeout (connecting may then take that long too)."""
+        stall = self.deadline.cap(self.read_timeout)
+        return (stall, stall)
 
     @property
     def has_credentials(self) -> bool:

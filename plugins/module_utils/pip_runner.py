@@ -27,7 +27,7 @@ import tempfile
 import typing as t
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest, http, runner
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import bounds, digest, http, runner
 
 IMPORT_SCRIPT = (
     "import importlib, json, sys\n"
@@ -167,6 +167,8 @@ def pip_argv(
         "--timeout", f"{max(opts.connect_timeout, opts.read_timeout):g}", "--retries", str(max(0, int(retries))),
         "--report", report_path,
     ]  # fmt: skip
+    if pip_resumes(python):  # pip >= 25.1 resumes a cut download up to 5 times by default: as many as --retries
+        argv += ["--resume-retries", str(max(0, int(retries)))]
     if pre:
         argv.append("--pre")
     if not opts.validate_certs:
@@ -220,6 +222,19 @@ def parse_report(path: str, name: str) -> dict[str, t.Any]:
     return {"main": main[0], "items": items}
 
 
+def pip_resumes(python: str) -> bool:
+    """Whether the pip that ``python -m pip`` runs has --resume-retries (25.1+); only known for this interpreter."""
+    if os.path.realpath(python) != os.path.realpath(sys.executable):
+        return False
+    try:
+        from importlib.metadata import version
+
+        major, minor = (int(x) for x in version("pip").split(".")[:2])
+    except Exception:  # noqa: BLE001 - no pip metadata, or an odd version string: leave pip's default
+        return False
+    return (major, minor) >= (25, 1)
+
+
 def fetch_sha256(url: str, opts: http.ClientOptions) -> str:
     """Download ``url`` (streamed) and return its sha256."""
     if not http.HAS_REQUESTS:  # pragma: no cover
@@ -234,7 +249,11 @@ def fetch_sha256(url: str, opts: http.ClientOptions) -> str:
                     f"Fetching {http.redact_url(url)} to hash it answered HTTP {resp.status_code}: "
                     f"{http.http_status_hint(resp.status_code)}."
                 )
-            sha, _size = digest.sha256_chunks(resp.iter_content(digest.CHUNK))
+            what = f"download of {http.redact_url(url).rsplit('/', 1)[-1].split('#')[0]}"
+            body = bounds.read_body(resp, what, opts.read_timeout, opts.op_timeout, opts.deadline, digest.CHUNK)
+            sha, _size = digest.sha256_chunks(body)
+    except bounds.BoundError as exc:
+        raise InstallError(exc.msg) from None
     except http.requests.exceptions.RequestException as exc:
         raise InstallError(http.describe_error(exc, url, opts)) from None
     finally:

@@ -19,7 +19,8 @@ import os
 import typing as t
 import xml.etree.ElementTree as ET
 
-STATUSES = ("passed", "failed", "skipped")
+# interrupted: the run stopped during this test (SIGTERM, Ctrl-C, a crash); not_run: the run stopped before it.
+STATUSES = ("passed", "failed", "skipped", "interrupted", "not_run")
 JSON_FORMAT_VERSION = 1
 
 
@@ -61,6 +62,25 @@ def figures_text(figures: dict[str, t.Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in scalar_figures(figures).items())
 
 
+def result_line(c: dict[str, int]) -> str:
+    """ "17 passed, 1 failed, 3 skipped", with the interrupted and not-run counts when there are any."""
+    line = f"{c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"
+    if c.get("interrupted"):
+        line += f", {c['interrupted']} interrupted"
+    if c.get("not_run"):
+        line += f", {c['not_run']} not run"
+    return line
+
+
+def verdict_of(c: dict[str, int]) -> str:
+    """failed, interrupted, passed or empty."""
+    if c.get("interrupted"):
+        return "interrupted"
+    if c["failed"]:
+        return "failed"
+    return "passed" if c["total"] else "empty"
+
+
 def junit_xml(results: list[dict[str, t.Any]], suite: str, properties: dict[str, t.Any]) -> bytes:
     c = counts(results)
     total_time = sum(r["duration"] for r in results)
@@ -69,7 +89,8 @@ def junit_xml(results: list[dict[str, t.Any]], suite: str, properties: dict[str,
         name=suite,
         tests=str(c["total"]),
         failures=str(c["failed"]),
-        skipped=str(c["skipped"]),
+        errors=str(c["interrupted"]),
+        skipped=str(c["skipped"] + c["not_run"]),
         time=f"{total_time:.3f}",
     )
     ts = ET.SubElement(
@@ -78,8 +99,8 @@ def junit_xml(results: list[dict[str, t.Any]], suite: str, properties: dict[str,
         name=suite,
         tests=str(c["total"]),
         failures=str(c["failed"]),
-        errors="0",
-        skipped=str(c["skipped"]),
+        errors=str(c["interrupted"]),
+        skipped=str(c["skipped"] + c["not_run"]),
         time=f"{total_time:.3f}",
     )
     if properties:
@@ -93,7 +114,10 @@ def junit_xml(results: list[dict[str, t.Any]], suite: str, properties: dict[str,
         if r["status"] == "failed":
             node = ET.SubElement(case, "failure", message=r["reason"][:1000], type="failure")
             node.text = r["reason"]
-        elif r["status"] == "skipped":
+        elif r["status"] == "interrupted":
+            node = ET.SubElement(case, "error", message=r["reason"][:1000], type="interrupted")
+            node.text = r["reason"]
+        elif r["status"] in ("skipped", "not_run"):
             ET.SubElement(case, "skipped", message=r["reason"][:1000])
         if r["status"] == "passed" or scalar_figures(r["figures"]):
             out = ET.SubElement(case, "system-out")
@@ -110,12 +134,12 @@ def _md_cell(text: str) -> str:
 
 def summary_md(results: list[dict[str, t.Any]], suite: str, properties: dict[str, t.Any]) -> str:
     c = counts(results)
-    verdict = "FAILED" if c["failed"] else "PASSED"
+    verdict = {"interrupted": "INTERRUPTED", "failed": "FAILED"}.get(verdict_of(c), "PASSED")
     lines = [f"# {suite}: {verdict}", ""]
     for key, value in properties.items():
         lines.append(f"- **{key}**: {value}")
     lines += [
-        f"- **result**: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped",
+        f"- **result**: {result_line(c)}",
         "",
         "| test | priority | result | time (s) | reason | figures |",
         "|---|---|---|---:|---|---|",
@@ -202,7 +226,7 @@ def text_table(results: list[dict[str, t.Any]]) -> list[str]:
             reason = f"{reason} [{figures_text(r['figures'])}]" if reason else f"[{figures_text(r['figures'])}]"
         rows.append(f"{r['id'].ljust(width)}  {r['status'].upper():<7}  {r['duration']:7.2f}  {reason}")
     c = counts(results)
-    rows.append(f"{c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped")
+    rows.append(result_line(c))
     return rows
 
 
@@ -262,7 +286,15 @@ def results_json(results: list[dict[str, t.Any]], suite: str, properties: dict[s
 
 LOAD_TEST = "load"
 LARGE_TEST = "large_package"
-COLOURS = {"passed": "#2e7d32", "failed": "#c62828", "skipped": "#8c959f", "upload": "#1f6feb", "download": "#e36209"}
+COLOURS = {
+    "passed": "#2e7d32",
+    "failed": "#c62828",
+    "skipped": "#8c959f",
+    "interrupted": "#b26a00",
+    "not_run": "#d0d7de",
+    "upload": "#1f6feb",
+    "download": "#e36209",
+}
 CHART_WIDTH = 760
 
 CSS = """
@@ -275,8 +307,9 @@ td.reason,td.figures{overflow-wrap:anywhere}td.figures{font-size:12px;color:#576
 table.props{width:auto}table.props th{font-weight:600}
 .badge{display:inline-block;color:#fff;font-weight:600;font-size:12px;border-radius:4px;padding:.05rem .45rem}
 .badge.passed{background:#2e7d32}.badge.failed{background:#c62828}.badge.skipped{background:#8c959f}
+.badge.interrupted{background:#b26a00}.badge.not_run{background:#8c959f}
 .badge.empty{background:#57606a}.badge.pass{background:#2e7d32}.badge.fail{background:#c62828}.badge.warn{background:#b26a00}.badge.skip{background:#8c959f}
-tr.failed td{background:#fff1f0}tr.skipped td{color:#57606a}
+tr.failed td{background:#fff1f0}tr.interrupted td{background:#fff8e5}tr.skipped td,tr.not_run td{color:#57606a}
 .note{color:#57606a;font-style:italic;margin:.4rem 0}.caption{color:#57606a;font-size:12px;margin:.3rem 0}
 svg{display:block;max-width:100%;height:auto}svg text{font-family:system-ui,sans-serif;font-size:12px;fill:#1f2328}
 svg .small{font-size:10px}svg .axis{stroke:#57606a;stroke-width:1}svg .grid{stroke:#d0d7de;stroke-width:1}
@@ -532,19 +565,16 @@ def throughput_chart(results: list[dict[str, t.Any]]) -> str:
     return "".join(parts) + (f'<p class="caption">{_e(caption)}</p>' if caption else "")
 
 
-def _verdict(c: dict[str, int]) -> str:
-    if c["failed"]:
-        return "failed"
-    return "passed" if c["total"] else "empty"
+_verdict = verdict_of
 
 
 def report_html(results: list[dict[str, t.Any]], suite: str, properties: dict[str, t.Any], generated_at: str) -> str:
     c = counts(results)
     verdict = _verdict(c)
-    verdict_text = {"failed": "FAILED", "passed": "PASSED", "empty": "NO TESTS"}[verdict]
+    verdict_text = {"failed": "FAILED", "passed": "PASSED", "empty": "NO TESTS", "interrupted": "INTERRUPTED"}[verdict]
     total_time = sum(r["duration"] for r in results)
     props = [(str(k), v) for k, v in properties.items()] + [
-        ("result", f"{c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"),
+        ("result", result_line(c)),
         ("total time", f"{total_time:.2f} s"),
         ("generated", f"{generated_at} (UTC)"),
     ]

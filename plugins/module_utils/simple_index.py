@@ -22,7 +22,7 @@ import typing as t
 from html.parser import HTMLParser
 from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import bounds, digest
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress as progressutil
 
@@ -496,21 +496,26 @@ def _stream(
     extra: t.Any = None,
     progress: progressutil.Callback | None = None,
 ) -> tuple[str, int]:
+    what = f"download of {unquote(urlsplit(url).path.rsplit('/', 1)[-1]) or httputil.redact_url(url)}"
+
     def chunks(resp: t.Any) -> t.Iterator[bytes]:
         length = resp.headers.get("Content-Length", "")
         total = int(length) if length.isdigit() else None
         received = 0
-        for block in resp.iter_content(digest.CHUNK):
+        for block in bounds.read_body(resp, what, opts.read_timeout, opts.op_timeout, opts.deadline, digest.CHUNK):
             if progress is not None:
                 received += len(block)
                 progressutil.notify(progress, received, total)
             yield block
 
     try:
+        opts.deadline.check(f"before the {what}")
         with session.get(url, stream=True, timeout=opts.timeout) as resp:
             if resp.status_code != 200:
                 raise _status_error(resp, url)
             return digest.sha256_chunks(chunks(resp), extra)
+    except bounds.BoundError as exc:
+        raise IndexReadError(exc.msg, url=url) from None
     except requests.RequestException as exc:
         raise IndexReadError(httputil.describe_error(exc, url, opts), url=url) from None
 

@@ -23,7 +23,7 @@ import typing as t
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest, upload
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import bounds, digest, upload
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress as progressutil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
@@ -144,14 +144,32 @@ class _Sessions:
 
 
 def _run(
-    fn: t.Callable[[t.Any], Op], items: list[t.Any], parallel: int, on_progress: progressutil.Callback | None = None
+    fn: t.Callable[[t.Any], Op],
+    items: list[t.Any],
+    parallel: int,
+    on_progress: progressutil.Callback | None = None,
+    breaker: bounds.Breaker | None = None,
+    deadline: bounds.Deadline | None = None,
 ) -> tuple[list[Op], float]:
-    """Run ``fn`` over ``items``; after each op, ``on_progress(done, total=len(items), detail="<n> failed")``."""
+    """Run ``fn`` over ``items``; after each op, ``on_progress(done, total=len(items), detail="<n> failed")``.
+
+    With a ``breaker``, no op starts once it has tripped (or once ``deadline`` has passed, which halts it): the ops
+    returned are the ones that ran, and ``breaker.message`` says why the others did not.
+    """
     lock = threading.Lock()
     counts = {"done": 0, "failed": 0}
 
-    def step(item: t.Any) -> Op:
+    def step(item: t.Any) -> Op | None:
+        if breaker is not None:
+            if deadline is not None and deadline.passed():
+                with lock:
+                    done = counts["done"]
+                breaker.halt(deadline.error(f"at {done}/{len(items)} {breaker.what}s").msg)
+            if breaker.open:
+                return None
         op = fn(item)
+        if breaker is not None:
+            breaker.record(op.ok, op.detail, op.status)
         if on_progress is not None:
             with lock:
                 counts["done"] += 1
@@ -162,11 +180,11 @@ def _run(
 
     start = time.monotonic()
     if parallel <= 1:
-        ops = [step(item) for item in items]
+        ran = [step(item) for item in items]
     else:
         with ThreadPoolExecutor(max_workers=parallel) as pool:
-            ops = list(pool.map(step, items))
-    return ops, time.monotonic() - start
+            ran = list(pool.map(step, items))
+    return [op for op in ran if op is not None], time.monotonic() - start
 
 
 def upload_all(
@@ -175,8 +193,9 @@ def upload_all(
     opts: httputil.ClientOptions,
     parallel: int = 1,
     progress: progressutil.Callback | None = None,
+    breaker: bounds.Breaker | None = None,
 ) -> tuple[list[Op], float]:
-    """Upload every file; ``progress(done, total, detail)`` is called after each one."""
+    """Upload every file; ``progress(done, total, detail)`` is called after each one (``_run`` for ``breaker``)."""
     sessions = _Sessions(opts)
 
     def one(rec: dict[str, t.Any]) -> Op:
@@ -186,11 +205,14 @@ def upload_all(
         )
         secs = time.monotonic() - start
         ok = got.outcome == "uploaded"
-        detail = "" if ok else f"{got.outcome} (HTTP {got.status}) {got.detail}".strip()
+        status = f" (HTTP {got.status})" if got.status is not None else ""
+        detail = (
+            "" if ok else (got.detail if got.outcome == "stalled" else f"{got.outcome}{status} {got.detail}".strip())
+        )
         return Op("upload", rec["filename"], ok, got.status, secs, rec["size"], detail)
 
     try:
-        return _run(one, files, parallel, progress)
+        return _run(one, files, parallel, progress, breaker, opts.deadline)
     finally:
         sessions.close()
 
@@ -201,6 +223,7 @@ def download_all(
     opts: httputil.ClientOptions,
     parallel: int = 1,
     progress: progressutil.Callback | None = None,
+    breaker: bounds.Breaker | None = None,
 ) -> tuple[list[Op], float]:
     """Resolve each file's URL from its project page (one listing per project), then GET and hash it.
 
@@ -232,6 +255,6 @@ def download_all(
         return Op("download", rec["filename"], True, 200, secs, size, "")
 
     try:
-        return _run(one, files, parallel, progress)
+        return _run(one, files, parallel, progress, breaker, opts.deadline)
     finally:
         sessions.close()

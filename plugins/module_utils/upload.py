@@ -22,7 +22,7 @@ import time
 import typing as t
 import uuid
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest, runner
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import bounds, runner
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress as progressutil
 
@@ -36,8 +36,12 @@ OUTCOMES = (
     "server_error",
     "unreachable",
     "invalid_dist",
+    "stalled",
     "error",
 )
+
+# Body pieces handed to one sendall: small enough that a slow link moves one well within the stall limit.
+SEND_CHUNK = 256 * 1024
 
 DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".egg")
 
@@ -53,6 +57,7 @@ HINTS = {
     "server_error": "the server failed while storing the file: read its log (disk full, unwritable package dir?)",
     "unreachable": "nothing answered at the repository URL: check the URL, the port and that the server runs",
     "invalid_dist": "the file is not a Python distribution (wheel or sdist)",
+    "stalled": "the transfer stalled or ran out of time",
     "error": "the upload client failed: read its output below",
 }
 
@@ -260,7 +265,12 @@ class MultipartBody:
         file_field: str,
         path: str,
         progress: progressutil.Callback | None = None,
+        total_s: float = 0.0,
+        deadline: bounds.Deadline | None = None,
     ):
+        self.total_s = total_s  # the whole upload's allowance (0: none); checked between chunks
+        self.deadline = deadline or bounds.Deadline()
+        self.sent = 0  # bytes handed to the socket so far, for the stall message
         self.boundary = uuid.uuid4().hex
         self.path = path
         self.progress = progress
@@ -286,14 +296,31 @@ class MultipartBody:
         return len(self.head) + self.file_size + len(self.tail)
 
     def __iter__(self) -> t.Iterator[bytes]:
-        total, sent = len(self), len(self.head)
+        total = len(self)
+        start = time.monotonic()
+        self.sent = 0
         yield self.head
+        self.sent = len(self.head)
         with open(self.path, "rb") as handle:
-            while block := handle.read(digest.CHUNK):
+            while block := handle.read(SEND_CHUNK):
+                if self.total_s and time.monotonic() - start > self.total_s:
+                    raise bounds.BoundError(
+                        f"upload of {os.path.basename(self.path)} was still sending after {self.total_s:g} s, the time "
+                        f"allowed for one operation (pypi_op_timeout), with {bounds.mib(self.sent)} of "
+                        f"{bounds.mib(total)} MiB sent; the link or the server is too slow: check the network path, "
+                        "or raise pypi_op_timeout.",
+                        "op_timeout",
+                        f"over {self.total_s:g} s",
+                    )
+                self.deadline.check(
+                    f"during the upload of {os.path.basename(self.path)} ({bounds.mib(self.sent)} of "
+                    f"{bounds.mib(total)} MiB sent)"
+                )
                 yield block
-                sent += len(block)
-                progressutil.notify(self.progress, sent, total)
+                self.sent += len(block)
+                progressutil.notify(self.progress, self.sent, total)
         yield self.tail
+        self.sent = total
         progressutil.notify(self.progress, total, total)
 
 
@@ -313,23 +340,60 @@ def http_upload(
     ``progress(bytes_sent, total=body_size)`` is called as the body is sent (the caller rate-limits).
     """
     try:
-        body = MultipartBody(form_fields(os.path.basename(path), name, version, sha256), "content", path, progress)
+        body = MultipartBody(
+            form_fields(os.path.basename(path), name, version, sha256),
+            "content",
+            path,
+            progress,
+            total_s=opts.op_timeout,
+            deadline=opts.deadline,
+        )
     except OSError as exc:
         return Outcome("error", None, f"cannot read {path}: {exc.strerror or exc}")
     kwargs: dict[str, t.Any] = {
         "data": body,
         "headers": {"Content-Type": body.content_type},
-        "timeout": opts.timeout,
+        "timeout": opts.send_timeout,
         "allow_redirects": False,
     }
     if not auth:
         kwargs["auth"] = _NoAuth()
+    if opts.deadline.passed():
+        return Outcome("stalled", None, opts.deadline.error(f"before the upload of {os.path.basename(path)}").msg)
     try:
         resp = session.post(repository_url, **kwargs)
+    except bounds.BoundError as exc:
+        return Outcome("stalled", None, exc.msg)
     except Exception as exc:  # noqa: BLE001 - transport errors become one sentence
-        return Outcome("unreachable", None, httputil.describe_error(exc, repository_url, opts))
+        if bounds.is_timeout(exc) and opts.deadline.passed():  # the socket wait was cut to the deadline
+            where = f"during the upload of {os.path.basename(path)} ({bounds.mib(body.sent)} of {bounds.mib(len(body))} MiB sent)"
+            return Outcome("stalled", None, opts.deadline.error(where).msg)
+        return _transport_outcome(exc, body, repository_url, opts)
     text = resp.text if resp.status_code >= 300 else ""
     return Outcome(classify(resp.status_code, text), resp.status_code, server_message(text))
+
+
+def _transport_outcome(exc: BaseException, body: MultipartBody, url: str, opts: httputil.ClientOptions) -> Outcome:
+    """A failed POST: a stall while sending, no answer after the whole body, or no connection at all."""
+    name = os.path.basename(body.path)
+    stall = opts.read_timeout
+    if bounds.is_timeout(exc) and 0 < body.sent < len(body):
+        return Outcome(
+            "stalled",
+            None,
+            f"upload of {name} stopped after {bounds.mib(body.sent)} of {bounds.mib(len(body))} MiB; the server took "
+            f"no byte for {stall:g} s (pypi_read_timeout): it, or a proxy in front of it, hangs in the middle of a "
+            "transfer (a wedged proxy, a full or dying disk, a stalled S3 backend); check its log and storage.",
+        )
+    if bounds.is_timeout(exc) and body.sent >= len(body):
+        return Outcome(
+            "stalled",
+            None,
+            f"upload of {name}: all {bounds.mib(len(body))} MiB were sent, then no answer within "
+            f"{opts.read_timeout:g} s (pypi_read_timeout); the server hangs while storing the file (check its log "
+            "and storage), or needs longer for big files on slow storage: raise pypi_read_timeout.",
+        )
+    return Outcome("unreachable", None, httputil.describe_error(exc, url, opts))
 
 
 class _NoAuth:
@@ -352,6 +416,8 @@ def preflight(session: t.Any, url: str, opts: httputil.ClientOptions) -> str | N
 def explain(filename: str, got: Outcome, expected: t.Iterable[str]) -> str:
     """The one failure sentence for an unexpected outcome."""
     want = " or ".join(expected)
+    if got.outcome == "stalled":  # the bound's sentence names the transfer, the bytes, the limit and the next step
+        return f"Upload of {filename}: expected {want}, got no answer: {' '.join(got.detail.split())}"
     if got.outcome == "unreachable" and got.detail:  # the transport sentence already names cause and next step
         return f"Upload of {filename}: expected {want}, got no answer: {' '.join(got.detail.split())}"
     status = f" (HTTP {got.status})" if got.status else ""

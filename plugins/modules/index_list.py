@@ -69,6 +69,13 @@ options:
       - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
         there is no need to set it by hand.
     type: path
+  timeout:
+    description:
+      - Seconds allowed for each O(verify_hashes) download in all. A download that receives no byte for
+        O(read_timeout) fails before that, as stalled, naming how much of the file arrived.
+    type: float
+    default: 300
+    version_added: 0.4.0
 notes:
   - Requests are sent with C(Accept) V(application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2,
     text/html;q=0.01).
@@ -335,6 +342,7 @@ def main() -> None:
         "require_links": {"type": "bool", "default": False},
         "expect": {"type": "list", "elements": "dict", "default": []},
         "progress_file": {"type": "path"},
+        "timeout": {"type": "float", "default": 300.0},
         **httputil.CLIENT_ARGS,
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

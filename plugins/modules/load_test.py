@@ -76,9 +76,24 @@ options:
     type: bool
     default: false
   read_timeout:
-    description: Seconds to wait for an answer, per request.
+    description: Seconds without a byte, per request and within each transfer (a stalled upload or download fails).
     type: float
     default: 60
+  timeout:
+    description: Seconds allowed for each upload or download in all.
+    type: float
+    default: 300
+    version_added: 0.4.0
+  max_consecutive_failures:
+    description:
+      - Circuit breaker. After this many consecutive failures of the same kind (the same HTTP status, a stall, a
+        refused connection ...) the module stops starting operations and fails with the first error and the count it
+        saw, instead of waiting out every remaining operation's timeout against a server that does not answer.
+      - V(0) never stops early. Intermittent failures (a failure, then a success) reset the count; O(min_success_rate)
+        judges those.
+    type: int
+    default: 5
+    version_added: 0.4.0
   progress_file:
     description:
       - File this module rewrites with its progress (wheels written, uploads, downloads done), as one small JSON object,
@@ -132,6 +147,14 @@ success_rate:
   description: Percentage of all operations that succeeded.
   returned: success
   type: float
+stopped:
+  description:
+    - Why the run stopped before its last operation (the circuit breaker, O(max_consecutive_failures), or O(deadline)),
+      empty when every operation ran. The module then fails with this message.
+  returned: always
+  type: str
+  sample: "stopped after 5 consecutive download failures (no byte for 30 s) at 5/100; first: download of ..."
+  version_added: 0.4.0
 failures:
   description: The first 20 failed operations (kind, filename, status, detail).
   returned: success
@@ -156,8 +179,8 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import bounds, probe, progress, traffic
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import probe, progress, traffic
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
 
 
@@ -188,13 +211,21 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
             files.append(traffic.synthetic_wheel(scratch, name, version, p["payload_size"]))
             prog.update(i + 1)
         prog.phase("uploads", p["uploads"])
-        up_ops, up_wall = traffic.upload_all(files, p["repository_url"], opts, p["parallel"], progress=prog)
+        up_breaker = bounds.Breaker(p["max_consecutive_failures"], "upload", p["uploads"])
+        up_ops, up_wall = traffic.upload_all(
+            files, p["repository_url"], opts, p["parallel"], progress=prog, breaker=up_breaker
+        )
         uploaded = {o.filename for o in up_ops if o.ok}
         wanted = [f for f in files if f["filename"] in uploaded]
-        if wanted:
+        down_breaker = bounds.Breaker(p["max_consecutive_failures"], "download", downloads)
+        if up_breaker.open:  # the server stopped working: downloads would only repeat the failure
+            down_ops, down_wall = [], 0.0
+        elif wanted:
             targets = [wanted[i % len(wanted)] for i in range(downloads)]
             prog.phase("downloads", downloads)
-            down_ops, down_wall = traffic.download_all(targets, p["simple_url"], opts, p["parallel"], progress=prog)
+            down_ops, down_wall = traffic.download_all(
+                targets, p["simple_url"], opts, p["parallel"], progress=prog, breaker=down_breaker
+            )
         else:  # nothing to download: every download counts as failed
             down_ops = [traffic.Op("download", "-", False, None, 0.0, 0, "no upload succeeded")] * downloads
             down_wall = 0.0
@@ -203,6 +234,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     finally:
         if not p["keep_files"]:
             shutil.rmtree(scratch, ignore_errors=True)
+    stopped = up_breaker.message or down_breaker.message
     ops = up_ops + down_ops
     ok = sum(1 for o in ops if o.ok)
     rate = round(100.0 * ok / len(ops), 2) if ops else 0.0
@@ -220,6 +252,9 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         ],
         "files": [{k: f[k] for k in ("filename", "name", "version", "size", "sha256")} for f in files],
     }
+    result["stopped"] = stopped
+    if stopped:
+        module.fail_json(msg=f"Load stopped early: {stopped}", **result)
     if rate < p["min_success_rate"]:
         first = failures[0]
         module.fail_json(
@@ -244,6 +279,8 @@ def main() -> None:
         work_dir=dict(type="path", required=True),
         keep_files=dict(type="bool", default=False),
         progress_file=dict(type="path"),
+        timeout=dict(type="float", default=300.0),
+        max_consecutive_failures=dict(type="int", default=5),
         **httputil.client_args(read_timeout=60.0),  # bulk transfers: a longer read timeout
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -127,6 +127,17 @@ options:
     description: Seconds to wait for data. See O(connect_timeout).
     type: float
     default: 30
+  deadline:
+    description:
+      - Absolute time (seconds since the epoch) by which the module must end; V(0) for none. O(timeout) is cut to
+        what is left of it. The functional_tests role sets it from C(pypi_test_deadline) and C(pypi_run_deadline).
+    type: float
+    default: 0
+    version_added: 0.4.0
+  deadline_name:
+    description: What the deadline is, for the failure message.
+    type: str
+    version_added: 0.4.0
 notes:
   - With O(ca_path), pip gets C(--cert) and C(REQUESTS_CA_BUNDLE)/C(CURL_CA_BUNDLE) name the same bundle (when set, as on
     many CI machines, they would override C(--cert) inside pip).
@@ -312,6 +323,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         except uv_runner.UvNotFound as exc:
             module.fail_json(msg=exc.msg, **dict(base, client_missing=True))
         base["uv"] = uv
+    opts = http.ClientOptions.from_params(p)
     spec = pr.InstallSpec(
         index_url=p["index_url"],
         name=p["name"],
@@ -322,7 +334,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         expected_sha256=p["expected_sha256"],
         keep_venv=p["keep_venv"],
         work_dir=p["work_dir"],
-        timeout=p["timeout"],
+        timeout=opts.deadline.cap(p["timeout"]),
         retries=p["retries"],
         python=p["python"],
     )
@@ -334,8 +346,9 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
             "index_url": http.redact_url(pr.split_credentials(spec.index_url)[0]),
             "msg": f"Check mode: would install {spec.requirement} into a throwaway venv and import {spec.module_name}.",
         }
-    opts = http.ClientOptions.from_params(p)
     http.warn_insecure(module, opts)
+    if opts.deadline.passed():
+        raise pr.InstallError(opts.deadline.error(f"before installing {spec.requirement}").msg)
     if uv:
         result = uv_runner.install_and_import(module, spec._replace(uv=uv), opts)
     else:

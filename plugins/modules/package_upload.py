@@ -222,11 +222,17 @@ def _upload_one(
     if p["client"] == "twine":
         with prog.heartbeat(f"{label} ({size}), twine running"):
             return upload.timed(
-                lambda: upload.twine_upload(module, p["repository_url"], path, opts, p["timeout"], p["python"])
+                lambda: upload.twine_upload(
+                    module, p["repository_url"], path, opts, opts.deadline.cap(p["timeout"]), p["python"]
+                )
             )
     if uv:
         with prog.heartbeat(f"{label} ({size}), uv publish running"):
-            return upload.timed(lambda: uv_runner.uv_publish(module, p["repository_url"], path, opts, p["timeout"], uv))
+            return upload.timed(
+                lambda: uv_runner.uv_publish(
+                    module, p["repository_url"], path, opts, opts.deadline.cap(p["timeout"]), uv
+                )
+            )
     try:
         name, version = _name_version(path)
     except Exception as exc:  # noqa: BLE001 - packaging's InvalidWheelFilename / InvalidSdistFilename

@@ -160,7 +160,7 @@ def test_results_json_round_trips_and_matches_the_input(tmp_path):
     assert list(doc) == ["format_version", "suite", "generated_at", "properties", "counts", "duration", "tests"]
     assert doc["suite"] == "suite" and doc["generated_at"] == STAMP and doc["properties"] == PROPS
     assert list(doc["properties"]) == ["target", "url", "run_id"]
-    assert doc["counts"] == {"passed": 4, "failed": 1, "skipped": 0, "total": 5}
+    assert doc["counts"] == {"passed": 4, "failed": 1, "skipped": 0, "interrupted": 0, "not_run": 0, "total": 5}
     assert doc["duration"] == pytest.approx(sum(r["duration"] for r in results))
     assert [list(t) for t in doc["tests"]] == [["id", "priority", "status", "duration", "reason", "figures"]] * 5
     for got, sent in zip(doc["tests"], results, strict=True):
