@@ -123,7 +123,7 @@ lint: $(VENV)/.dev
 
 doc: $(VENV)/.runtime
 	@for m in plugins/modules/[!_]*.py; do n=$$(basename $$m .py); $(VENV)/bin/ansible-doc pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok $$n"; done
-	@for n in helm_test_verdict helm_values_files test_deadline report_dest; do $(VENV)/bin/ansible-doc -t filter pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok filter $$n"; done
+	@for n in helm_test_verdict helm_values_files test_deadline report_dest test_skip_reason; do $(VENV)/bin/ansible-doc -t filter pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok filter $$n"; done
 
 constraints: 
 	rm -rf /tmp/pypi_ops_constraints && $(PYTHON) -m venv /tmp/pypi_ops_constraints

@@ -68,10 +68,10 @@ def parse_junit(path: Path) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for case in ET.parse(path).getroot().iter("testcase"):
         status, reason = "passed", (case.findtext("system-out") or "").split("\n")[0]
-        for tag in ("failure", "skipped"):
+        for tag in ("failure", "error", "skipped"):
             node = case.find(tag)
             if node is not None:
-                status = "failed" if tag == "failure" else "skipped"
+                status = {"failure": "failed", "error": "interrupted", "skipped": "skipped"}[tag]
                 reason = node.get("message", "")
         out[case.get("name")] = {"status": status, "reason": reason, "time": case.get("time")}
     return out

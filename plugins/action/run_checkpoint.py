@@ -21,15 +21,17 @@ from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import run_sta
 EVENTS = ("begin", "end", "final")
 
 
-def selected(plan: list[t.Any], run_tags: list[str], skip_tags: list[str]) -> list[str]:
-    """Ids of the planned tests that --tags/--skip-tags select (entries: an id, or {id, tags})."""
+def selected(plan: list[t.Any], run_tags: list[str], skip_tags: list[str]) -> list[dict[str, str]]:
+    """{id, priority} of the planned tests that --tags/--skip-tags select (entries: an id, or {id, priority, tags})."""
     run, skip = set(run_tags), set(skip_tags)
     out = []
     for entry in plan:
-        test_id, tags = (entry, {entry}) if isinstance(entry, str) else (entry.get("id"), set(entry.get("tags") or []))
-        tags = set(tags) | {test_id}
+        if isinstance(entry, str):
+            entry = {"id": entry}
+        test_id = str(entry.get("id"))
+        tags = set(entry.get("tags") or []) | {test_id}
         if ("all" in run or run & tags) and not (skip & tags):
-            out.append(str(test_id))
+            out.append({"id": test_id, "priority": str(entry.get("priority") or "")})
     return out
 
 

@@ -44,6 +44,14 @@ def mib(size: float | None) -> str:
     return "?" if size is None else f"{size / MIB:.1f}"
 
 
+def of(done: float, total: float | None) -> str:
+    """ "57.7 of 110.0 MiB", or in KiB for a small file ("2.0 of 4.1 KiB"); "12.0 MiB of ?" without a total."""
+    unit, div = ("KiB", 1024.0) if (total if total is not None else done) < MIB else ("MiB", MIB)
+    if total is None:
+        return f"{done / div:.1f} {unit} of an unknown size"
+    return f"{done / div:.1f} of {total / div:.1f} {unit}"
+
+
 class Deadline:
     """An absolute deadline (epoch seconds, 0 for none) and the setting it comes from, for the messages."""
 
@@ -126,28 +134,28 @@ def read_body(
         if clock() - start > total:
             raise BoundError(
                 f"{what} was still running after {total:g} s, the time allowed for one operation (pypi_op_timeout), "
-                f"with {mib(received)} of {mib(expected)} MiB received; the link or the server is too slow: "
+                f"with {of(received, expected)} received; the link or the server is too slow: "
                 "check the network path, or raise pypi_op_timeout.",
                 "op_timeout",
                 f"over {total:g} s",
             )
         if deadline.passed():
-            raise deadline.error(f"during the {what} ({mib(received)} of {mib(expected)} MiB received)")
+            raise deadline.error(f"during the {what} ({of(received, expected)} received)")
         try:
             block = reader(chunk, decode_content=True) if reader else raw.read(chunk, decode_content=True)
         except Exception as exc:  # noqa: BLE001 - transport errors become one sentence
             if is_timeout(exc) and deadline.passed():  # the socket wait was cut to the deadline: name that
-                raise deadline.error(f"during the {what} ({mib(received)} of {mib(expected)} MiB received)") from None
+                raise deadline.error(f"during the {what} ({of(received, expected)} received)") from None
             if is_timeout(exc):
                 raise BoundError(
-                    f"{what} stopped sending after {mib(received)} of {mib(expected)} MiB; no byte for {stall:g} s "
+                    f"{what} stopped sending after {of(received, expected)}; no byte for {stall:g} s "
                     "(pypi_read_timeout): the server, or a proxy in front of it, hangs in the middle of a transfer "
                     "(a wedged proxy, a dying disk, a stalled S3 backend); check its log and storage.",
                     "stall",
                     f"no byte for {stall:g} s",
                 ) from None
             raise BoundError(
-                f"{what} was cut after {mib(received)} of {mib(expected)} MiB: {_short(exc)}; the server or a proxy "
+                f"{what} was cut after {of(received, expected)}: {_short(exc)}; the server or a proxy "
                 "closed the connection mid-transfer: check its log.",
                 "cut",
                 "connection cut mid-transfer",
@@ -158,7 +166,7 @@ def read_body(
         yield block
     if expected is not None and received < expected:
         raise BoundError(
-            f"{what} ended after {mib(received)} of {mib(expected)} MiB (the Content-Length); the server or a proxy "
+            f"{what} ended after {of(received, expected)} (the Content-Length); the server or a proxy "
             "closed the connection mid-transfer: check its log.",
             "cut",
             "connection cut mid-transfer",

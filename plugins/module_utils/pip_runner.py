@@ -167,8 +167,8 @@ def pip_argv(
         "--timeout", f"{max(opts.connect_timeout, opts.read_timeout):g}", "--retries", str(max(0, int(retries))),
         "--report", report_path,
     ]  # fmt: skip
-    if pip_resumes(python):  # pip >= 25.1 resumes a cut download up to 5 times by default: as many as --retries
-        argv += ["--resume-retries", str(max(0, int(retries)))]
+    if pip_resumes(python):  # pip >= 25.1 resumes a cut download 5 times (each a new stall): not against a test server
+        argv += ["--resume-retries", "0"]
     if pre:
         argv.append("--pre")
     if not opts.validate_certs:
@@ -296,11 +296,48 @@ def diagnose_index(index_url: str, name: str, opts: http.ClientOptions) -> str |
     return None
 
 
+_STALL_MARKS = (
+    "incomplete-download",
+    "not enough bytes were received",
+    "connection interrupted while downloading",
+    "read timed out",
+    "operation timed out",
+    "error decoding response body",
+)
+
+
+def stalled_download(client: str, text: str, req: str, opts: http.ClientOptions) -> str | None:
+    """The stall sentence when an installer's output shows a file download that stopped mid-body, else None.
+
+    pip says "Download failed because not enough bytes were received (1.0 MB/4.2 MB)" and the URL; uv says
+    "Failed to download ..." with "operation timed out" among the causes.
+    """
+    low = text.lower()
+    if not any(mark in low for mark in _STALL_MARKS):
+        return None
+    if "download" not in low or (
+        "downloading" not in low and "failed to download" not in low and "download failed" not in low
+    ):
+        return None
+    got = re.search(r"not enough bytes were received \(([^)]*)\)", text)
+    url = re.search(r"URL: (\S+)", text) or re.search(r"Failed to download `?([^`\s]+)`?", text)
+    what = f" of {http.redact_url(url.group(1)).split('#')[0].rsplit('/', 1)[-1]}" if url else f" for {req}"
+    progress = f" after {got.group(1)}" if got else ""
+    return (
+        f"{client}'s download{what} stopped{progress}; no byte for {opts.read_timeout:g} s (pypi_read_timeout): the "
+        "server, or a proxy in front of it, hangs in the middle of a transfer (a wedged proxy, a dying disk, a "
+        "stalled S3 backend); check its log and storage."
+    )
+
+
 def explain_pip_failure(text: str, spec: InstallSpec, index_url: str, opts: http.ClientOptions) -> str:
     """One sentence for a failed ``pip install``, from its output (and a direct look at the index when needed)."""
     safe = http.redact_url(index_url)
     req = spec.requirement
     low = text.lower()
+    stall = stalled_download("pip", text, req, opts)
+    if stall:
+        return stall
     if "these packages do not match the hashes" in low:
         return (
             f"The server under test served {req} with bytes whose sha256 differs from the hash in its own index "

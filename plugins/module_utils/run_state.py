@@ -73,12 +73,13 @@ def provisional(doc: dict[str, t.Any], why: str) -> list[dict[str, t.Any]]:
             }
         )
         done.add(current)
-    for test_id in doc.get("plan") or []:
+    for entry in doc.get("plan") or []:
+        test_id, priority = (entry, "") if isinstance(entry, str) else (entry.get("id"), entry.get("priority") or "")
         if test_id not in done:
             results.append(
                 {
                     "id": test_id,
-                    "priority": "",
+                    "priority": priority,
                     "status": "not_run",
                     "duration": 0.0,
                     "reason": f"not run: {why} before this test",

@@ -306,15 +306,13 @@ class MultipartBody:
                 if self.total_s and time.monotonic() - start > self.total_s:
                     raise bounds.BoundError(
                         f"upload of {os.path.basename(self.path)} was still sending after {self.total_s:g} s, the time "
-                        f"allowed for one operation (pypi_op_timeout), with {bounds.mib(self.sent)} of "
-                        f"{bounds.mib(total)} MiB sent; the link or the server is too slow: check the network path, "
+                        f"allowed for one operation (pypi_op_timeout), with {bounds.of(self.sent, total)} sent; the link or the server is too slow: check the network path, "
                         "or raise pypi_op_timeout.",
                         "op_timeout",
                         f"over {self.total_s:g} s",
                     )
                 self.deadline.check(
-                    f"during the upload of {os.path.basename(self.path)} ({bounds.mib(self.sent)} of "
-                    f"{bounds.mib(total)} MiB sent)"
+                    f"during the upload of {os.path.basename(self.path)} ({bounds.of(self.sent, total)} sent)"
                 )
                 yield block
                 self.sent += len(block)
@@ -366,7 +364,7 @@ def http_upload(
         return Outcome("stalled", None, exc.msg)
     except Exception as exc:  # noqa: BLE001 - transport errors become one sentence
         if bounds.is_timeout(exc) and opts.deadline.passed():  # the socket wait was cut to the deadline
-            where = f"during the upload of {os.path.basename(path)} ({bounds.mib(body.sent)} of {bounds.mib(len(body))} MiB sent)"
+            where = f"during the upload of {os.path.basename(path)} ({bounds.of(body.sent, len(body))} sent)"
             return Outcome("stalled", None, opts.deadline.error(where).msg)
         return _transport_outcome(exc, body, repository_url, opts)
     text = resp.text if resp.status_code >= 300 else ""
@@ -381,7 +379,7 @@ def _transport_outcome(exc: BaseException, body: MultipartBody, url: str, opts: 
         return Outcome(
             "stalled",
             None,
-            f"upload of {name} stopped after {bounds.mib(body.sent)} of {bounds.mib(len(body))} MiB; the server took "
+            f"upload of {name} stopped after {bounds.of(body.sent, len(body))}; the server took "
             f"no byte for {stall:g} s (pypi_read_timeout): it, or a proxy in front of it, hangs in the middle of a "
             "transfer (a wedged proxy, a full or dying disk, a stalled S3 backend); check its log and storage.",
         )
@@ -389,7 +387,7 @@ def _transport_outcome(exc: BaseException, body: MultipartBody, url: str, opts: 
         return Outcome(
             "stalled",
             None,
-            f"upload of {name}: all {bounds.mib(len(body))} MiB were sent, then no answer within "
+            f"upload of {name}: all {bounds.of(len(body), len(body)).split(' of ')[1]} were sent, then no answer within "
             f"{opts.read_timeout:g} s (pypi_read_timeout); the server hangs while storing the file (check its log "
             "and storage), or needs longer for big files on slow storage: raise pypi_read_timeout.",
         )

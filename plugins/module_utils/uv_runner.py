@@ -319,6 +319,9 @@ def explain_uv_failure(text: str, spec: UvInstallSpec, index_url: str, opts: htt
             f"uv could not verify the TLS certificate of {safe}; pass the CA bundle that signed it as ca_path "
             "(pypi_ca_path), which uv gets as --cert and SSL_CERT_FILE."
         )
+    stall = pr.stalled_download("uv", text, req, opts)
+    if stall:
+        return stall
     if any(s in low for s in ("connection refused", "tcp connect error", "dns error", "timed out", "error sending")):
         diagnosis = pr.diagnose_index(index_url, spec.name, opts)
         if diagnosis:

@@ -206,6 +206,9 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         files = []
         prog.phase("wheels written", p["uploads"])
         for i in range(p["uploads"]):
+            if opts.deadline.passed():
+                where = f"while writing wheel {i}/{p['uploads']}"
+                module.fail_json(msg=f"Load stopped early: {opts.deadline.error(where).msg}")
             name = f"{p['project']}-{i}" if p["distinct_projects"] else p["project"]
             version = "1.0.0" if p["distinct_projects"] else f"1.0.{i}"
             files.append(traffic.synthetic_wheel(scratch, name, version, p["payload_size"]))

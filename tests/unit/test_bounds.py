@@ -94,7 +94,7 @@ def test_an_upload_that_gets_no_answer_after_its_body_names_the_whole_body_sent(
         opts = _opts(read=1.0)
         got = upload.http_upload(httputil.make_session(opts), proxy.url, rec["path"], rec["name"], "1.0.0", None, opts)
     assert got.outcome == "stalled", got
-    assert "MiB were sent, then no answer within 1 s (pypi_read_timeout)" in got.detail
+    assert "MiB were sent, then no answer within 1 s (pypi_read_timeout)" in got.detail, got
 
 
 def test_the_breaker_stops_a_load_against_a_server_that_stopped_answering(pypiserver, tmp_path):
