@@ -21,20 +21,6 @@ from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import run_sta
 EVENTS = ("begin", "end", "final")
 
 
-def selected(plan: list[t.Any], run_tags: list[str], skip_tags: list[str]) -> list[dict[str, str]]:
-    """{id, priority} of the planned tests that --tags/--skip-tags select (entries: an id, or {id, priority, tags})."""
-    run, skip = set(run_tags), set(skip_tags)
-    out = []
-    for entry in plan:
-        if isinstance(entry, str):
-            entry = {"id": entry}
-        test_id = str(entry.get("id"))
-        tags = set(entry.get("tags") or []) | {test_id}
-        if ("all" in run or run & tags) and not (skip & tags):
-            out.append({"id": test_id, "priority": str(entry.get("priority") or "")})
-    return out
-
-
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -57,7 +43,9 @@ class ActionModule(ActionBase):
             suite=str(args.get("suite") or "pypi_ops.pypiserver"),
             properties=dict(args.get("properties") or {}),
             results=list(args.get("results") or []),
-            plan=selected(args.get("plan") or [], args.get("run_tags") or ["all"], args.get("skip_tags") or []),
+            plan=run_state.selected(
+                args.get("plan") or [], args.get("run_tags") or ["all"], args.get("skip_tags") or []
+            ),
             teardown=dict(args.get("teardown") or {}),
         )
         if event == "begin":

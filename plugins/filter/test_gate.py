@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import typing as t
 
@@ -101,8 +100,9 @@ def test_skip_reason(
                 "test downloads files, so it would only wait out the same stall (pypi_stall_breaker: 0 runs it anyway)"
             )
     if mode == "production" and destructive and test_id not in (production_allow or []):
-        hint = "-e '" + json.dumps({"pypi_production_allow": [test_id]}) + "'"
-        return f"production mode: {test_id} {destructive}; allow it with {hint}"
+        return (
+            f'production mode: {test_id} {destructive}; allow it with -e \'{{"pypi_production_allow": ["{test_id}"]}}\''
+        )
     return ""
 
 

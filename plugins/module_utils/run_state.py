@@ -55,6 +55,20 @@ def write_state(path: str, doc: dict[str, t.Any]) -> None:
     os.replace(tmp, path)
 
 
+def selected(plan: list[t.Any], run_tags: list[str], skip_tags: list[str]) -> list[dict[str, str]]:
+    """{id, priority} of the planned tests that --tags/--skip-tags select (entries: an id, or {id, priority, tags})."""
+    run, skip = set(run_tags), set(skip_tags)
+    out = []
+    for entry in plan:
+        if isinstance(entry, str):
+            entry = {"id": entry}
+        test_id = str(entry.get("id"))
+        tags = set(entry.get("tags") or []) | {test_id}
+        if ("all" in run or run & tags) and not (skip & tags):
+            out.append({"id": test_id, "priority": str(entry.get("priority") or "")})
+    return out
+
+
 def provisional(doc: dict[str, t.Any], why: str) -> list[dict[str, t.Any]]:
     """The results as if the run stopped now: those recorded, the running test interrupted, the rest not run."""
     results = [dict(r) for r in doc.get("results") or []]
@@ -186,8 +200,9 @@ def teardown(plan: dict[str, t.Any]) -> tuple[list[str], list[str]]:
         shutil.rmtree(work, ignore_errors=True)
     if plan.get("probes"):
         left.append(
-            f"probe packages named {plan['probes']}* may be on the index: remove them with "
-            f"playbooks/cleanup_probes.yml -e pypi_probe_prefix={plan.get('probe_prefix')} -e pypi_cleanup_older_than=0"
+            f"the probe projects this run uploaded, every version, are still on the index ({plan['probes']}): "
+            f"remove them with playbooks/cleanup_probes.yml -e pypi_url=<the index> "
+            f"-e pypi_probe_prefix={plan.get('probe_prefix')} -e pypi_cleanup_older_than=0"
         )
     return done, left
 

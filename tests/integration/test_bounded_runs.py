@@ -188,7 +188,11 @@ def test_the_run_deadline_skips_what_did_not_start_and_still_tears_down_and_repo
     doc = _complete_report(run.report_dir)
     cut = [r for r in doc["tests"] if r["reason"] == "not run: the run deadline (20 s, pypi_run_deadline) passed"]
     assert cut and all(r["status"] == "skipped" for r in cut)
-    assert "The run deadline passed before" in " ".join(run.output.split())
+    # the play fails: on the test the deadline cut short (its reason names the deadline), else on the skips
+    cut_short = [r for r in doc["tests"] if r["status"] == "failed"]
+    assert all("the run deadline (20 s, pypi_run_deadline) passed" in r["reason"] for r in cut_short), cut_short
+    final = " ".join(run.output.split())
+    assert ("The run deadline passed before" in final) or (cut_short and "test(s) failed" in final), final[-2000:]
     assert not (tmp_path / "state").exists(), "the teardown did not run"
 
 

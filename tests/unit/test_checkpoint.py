@@ -15,10 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
-from ansible_collections.pypi_ops.pypiserver.plugins.action.run_checkpoint import selected
 from ansible_collections.pypi_ops.pypiserver.plugins.filter import deadlines
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import run_state
@@ -45,13 +43,13 @@ def test_tags_select_the_plan():
     plan = [{"id": "connection", "tags": ["p0", "connection"]}, {"id": "load", "tags": ["p2", "load"]}, "extra"]
 
     def ids(*args):
-        return [e["id"] for e in selected(plan, *args)]
+        return [e["id"] for e in run_state.selected(plan, *args)]
 
     assert ids(["all"], []) == ["connection", "load", "extra"]
     assert ids(["p0"], []) == ["connection"]
     assert ids(["all"], ["load"]) == ["connection", "extra"]
     assert ids(["extra", "load"], ["p2"]) == ["extra"]
-    assert selected([{"id": "load", "priority": "p2", "tags": ["p2"]}], ["all"], []) == [
+    assert run_state.selected([{"id": "load", "priority": "p2", "tags": ["p2"]}], ["all"], []) == [
         {"id": "load", "priority": "p2"}
     ]
 
@@ -82,10 +80,33 @@ def test_deadline_defaults_overrides_and_the_run_cap():
     capped = deadlines.test_deadline("load", {}, 300, now + 10, 600, now=now)
     assert capped["at"] == now + 10 and capped["name"] == "the run deadline (600 s, pypi_run_deadline)"
     assert deadlines.test_deadline("load", {}, 300, now - 1, 600, now=now)["run_passed"] is True
-    with pytest.raises(Exception, match="must be a mapping"):
-        deadlines.test_deadline("load", 600, 300, now=now)
-    with pytest.raises(Exception, match="0 or more seconds"):
-        deadlines.test_deadline("load", {"load": -1}, 300, now=now)
+
+
+BAD_INPUT = """
+import json, sys
+from ansible_collections.pypi_ops.pypiserver.plugins.filter import deadlines
+out = {}
+for name, args in json.loads(sys.argv[1]).items():
+    try:
+        deadlines.test_deadline("load", *args)
+    except Exception as exc:
+        out[name] = type(exc).__name__ + ": " + str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_deadline_bad_input_is_one_sentence():
+    """In a child process: raising AnsibleFilterError imports ansible.errors (see test_helm_filters.py)."""
+    cases = {"number": [600, 300], "negative": [{"load": -1}, 300], "word": [{}, "soon"]}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / ".venv" / "collections")}
+    proc = subprocess.run(
+        [sys.executable, "-c", BAD_INPUT, json.dumps(cases)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["number"].startswith("Ansible") and "pypi_test_deadline must be a mapping of test id to seconds" in got["number"]
+    assert got["negative"].endswith("pypi_test_deadline.load must be 0 or more seconds, got -1")
+    assert "pypi_op_timeout must be a number of seconds, got 'soon'" in got["word"]
 
 
 def test_the_guardian_finishes_a_run_whose_controller_was_killed(tmp_path):

@@ -241,6 +241,10 @@ def cover(part: str, corpus: str) -> list[str] | str:
 
 # (source, anchor): the anchor picks one message in the source; its fixed runs must all be in the doc.
 KEYS = [
+    # bounds: stalls, deadlines, breakers
+    ("plugins/module_utils/bounds.py:read_body", "hangs in the middle of a transfer"),
+    ("plugins/module_utils/bounds.py:Breaker", "consecutive"),
+    ("plugins/filter/test_gate.py:test_skip_reason", "found the server stalling"),
     # reaching the server
     ("plugins/module_utils/http.py:describe_error", "the host is not answering"),
     ("plugins/module_utils/http.py:describe_error", "nothing listens there"),
