@@ -138,12 +138,7 @@ class FaultProxy:
             return
         agent = req.headers.get("User-Agent", "")
         if self.refuse_agent is not None and req.command == "POST" and self.refuse_agent.search(agent):
-            remaining = length
-            while remaining > 0:
-                block = req.rfile.read(min(1 << 20, remaining))
-                if not block:
-                    break
-                remaining -= len(block)
+            self._drain(req, length)
             with self.lock:
                 self.refused.append(agent)
             body = b"<html><body><h1>403 Forbidden</h1><pre>Request blocked by policy</pre></body></html>"

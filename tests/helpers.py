@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import typing as t
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -75,3 +76,13 @@ def parse_junit(path: Path) -> dict[str, dict[str, str]]:
                 reason = node.get("message", "")
         out[case.get("name")] = {"status": status, "reason": reason, "time": case.get("time")}
     return out
+
+
+def wait_gone(pid: int, seconds: float, what: str = "the process") -> None:
+    """Wait (bounded) until ``pid`` has exited (a zombie counts as gone); fail naming ``what`` otherwise."""
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.run_state import alive
+
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(pid), f"{what} (pid {pid}) did not finish within {seconds:g} s"

@@ -30,7 +30,7 @@ import pytest
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import run_state
 from tests.faultproxy import FaultProxy
-from tests.helpers import ROOT, VENV_BIN, parse_junit, run_playbook
+from tests.helpers import ROOT, VENV_BIN, parse_junit, run_playbook, wait_gone
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -161,10 +161,7 @@ def test_sigterm_during_load_leaves_a_complete_report_and_no_process(tmp_path):
         guardian = int(doc["guardian_pid"])
         os.killpg(proc.pid, signal.SIGTERM)  # what a CI runner does to a cancelled job
         proc.wait(60)
-        deadline = time.monotonic() + 120
-        while run_state.alive(guardian) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not run_state.alive(guardian), "the guardian did not finish within 120 s"
+        wait_gone(guardian, 120, "the guardian")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

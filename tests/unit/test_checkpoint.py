@@ -20,7 +20,7 @@ import yaml
 from ansible_collections.pypi_ops.pypiserver.plugins.filter import deadlines
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import run_state
-from tests.helpers import ROOT, parse_junit
+from tests.helpers import ROOT, parse_junit, wait_gone
 
 ROLE = ROOT / "roles" / "functional_tests"
 
@@ -104,7 +104,10 @@ def test_deadline_bad_input_is_one_sentence():
     )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
-    assert got["number"].startswith("Ansible") and "pypi_test_deadline must be a mapping of test id to seconds" in got["number"]
+    assert (
+        got["number"].startswith("Ansible")
+        and "pypi_test_deadline must be a mapping of test id to seconds" in got["number"]
+    )
     assert got["negative"].endswith("pypi_test_deadline.load must be 0 or more seconds, got -1")
     assert "pypi_op_timeout must be a number of seconds, got 'soon'" in got["word"]
 
@@ -135,10 +138,7 @@ def test_the_guardian_finishes_a_run_whose_controller_was_killed(tmp_path):
         assert run_state.alive(guardian), Path(path + ".guardian.log").read_text()
         controller.send_signal(signal.SIGTERM)
         controller.wait(10)
-        deadline = time.monotonic() + 60
-        while run_state.alive(guardian) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not run_state.alive(guardian), "the guardian did not finish within 60 s"
+        wait_gone(guardian, 60, "the guardian")
     finally:
         if run_state.alive(guardian):
             os.kill(guardian, signal.SIGKILL)
@@ -164,10 +164,7 @@ def test_the_guardian_stands_down_after_the_final_report(tmp_path):
     run_state.write_state(path, {"controller": controller.pid, "dest": str(tmp_path), "final": True})
     guardian = run_state.start_guardian(controller.pid, path, str(Path(run_state.__file__).parents[5]))
     try:
-        deadline = time.monotonic() + 30
-        while run_state.alive(guardian) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not run_state.alive(guardian)
+        wait_gone(guardian, 30, "the guardian")
         assert not (tmp_path / "junit.xml").exists()  # nothing rewritten over the final report
     finally:
         controller.kill()
