@@ -61,6 +61,7 @@ class ActionModule(ActionBase):
                 run_state.write_report(doc, "the run was stopped", {"state": "running (provisional report)"})
             run_state.write_state(path, doc)
             if event == "final":
+                run_state.stop_guardian(doc.get("guardian_pid"))  # it would only see "final" and exit
                 os.unlink(path)
                 log = f"{path}.guardian.log"
                 if os.path.exists(log) and os.path.getsize(log) == 0:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -205,6 +206,26 @@ def teardown(plan: dict[str, t.Any]) -> tuple[list[str], list[str]]:
             f"-e pypi_probe_prefix={plan.get('probe_prefix')} -e pypi_cleanup_older_than=0"
         )
     return done, left
+
+
+def stop_guardian(pid: t.Any, wait: float = 5.0) -> None:
+    """End the guardian of a run that wrote its final report (SIGTERM, bounded wait): nothing outlives the run."""
+    try:
+        pid = int(pid or 0)
+    except (TypeError, ValueError):
+        return
+    if pid <= 1 or not alive(pid):
+        return
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            if __name__.encode() not in handle.read():
+                return  # the pid was reused by another process: leave it alone
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        return
+    deadline = time.monotonic() + wait
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _mounted_under(path: str) -> bool:

@@ -10,6 +10,8 @@ threshold has to catch the rest.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.faultproxy import FaultProxy
@@ -85,8 +87,32 @@ def test_load_fails_below_the_success_rate(tmp_path, pypiserver):
                 "pypi_load_uploads": 50,
                 "pypi_load_downloads": 50,
                 "pypi_connect_timeout": 2,
+                "pypi_breaker_failures": 0,  # every operation runs: the success rate judges them
             },
             args=["--tags", "load"],
         )
     reason = _only(run, "load")
     assert "operations failed" in reason and "< 100" in reason
+
+
+def test_load_stops_after_consecutive_failures_of_one_kind(tmp_path, pypiserver):
+    # the same dying proxy with the default circuit breaker: five refused downloads in a row stop the load
+    with FaultProxy(pypiserver.url, die_after=60) as proxy:
+        run = run_playbook(
+            VERIFY,
+            tmp_path,
+            {
+                "pypi_target": "url",
+                "pypi_url": proxy.url,
+                "pypi_load_uploads": 50,
+                "pypi_load_downloads": 50,
+                "pypi_connect_timeout": 2,
+            },
+            args=["--tags", "load"],
+        )
+    reason = _only(run, "load")
+    match = re.search(
+        r"stopped after 5 consecutive download failures \(connection refused\) at (\d+)/50; first: ", reason
+    )
+    assert match, reason
+    assert int(match.group(1)) < 50  # it did not wait out the other downloads

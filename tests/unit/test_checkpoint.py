@@ -169,3 +169,26 @@ def test_the_guardian_stands_down_after_the_final_report(tmp_path):
     finally:
         controller.kill()
         controller.wait(10)
+
+
+def test_the_guardian_names_what_it_cannot_remove():
+    """Production probes need the password the guardian never holds; a helm release it leaves to the operator."""
+    done, left = run_state.teardown(
+        {
+            "target": "url",
+            "cleanup": True,
+            "probes": "pypiops-probe-r1, pypiops-probe-r1-mv",
+            "probe_prefix": "pypiops-probe",
+        }
+    )
+    assert done == []
+    assert left == [
+        "the probe projects this run uploaded, every version, are still on the index (pypiops-probe-r1, "
+        "pypiops-probe-r1-mv): remove them with playbooks/cleanup_probes.yml -e pypi_url=<the index> "
+        "-e pypi_probe_prefix=pypiops-probe -e pypi_cleanup_older_than=0"
+    ]
+    _, left = run_state.teardown(
+        {"target": "kubernetes", "k8s_state_dir": "/nonexistent", "helm_release": "pypi", "namespace": "ns"}
+    )
+    assert "the helm release pypi in namespace ns: helm uninstall pypi -n ns" in left
+    assert run_state.teardown({"cleanup": False})[1][0].startswith("nothing stopped: pypi_cleanup is false")
