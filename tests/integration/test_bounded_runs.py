@@ -40,6 +40,12 @@ TINY = {"pypi_large_size_mib": 1, "pypi_load_uploads": 5, "pypi_load_downloads":
 OVERHEAD = 120.0  # deploy, teardown, report and Ansible's own per-task cost, on top of what the timeouts allow
 
 
+def _no_process_left(tmp: Path) -> None:
+    """Nothing the run started (a server, a module, the run's guardian) still runs: all name paths under ``tmp``."""
+    left = subprocess.run(["pgrep", "-af", str(tmp)], capture_output=True, text=True).stdout.strip()
+    assert left == "", f"processes left behind: {left}"
+
+
 def _complete_report(report_dir: Path) -> dict[str, t.Any]:
     for name in REPORT_FILES:
         assert (report_dir / name).is_file(), f"{name} missing from {report_dir}"
@@ -78,6 +84,7 @@ def test_a_server_that_stalls_every_download_ends_in_minutes_with_every_failure_
         assert proxy.stalled, "the proxy never stalled a download: the test proved nothing"
     assert took < 300, f"the run took {took:.0f} s against a stalling server"
     assert run.rc != 0
+    _no_process_left(tmp_path)
     doc = _complete_report(run.report_dir)
     results = {r["id"]: r for r in doc["tests"]}
     failed = [r for r in results.values() if r["status"] == "failed"]
@@ -113,6 +120,7 @@ def test_a_server_that_stops_answering_after_n_requests_ends_within_its_deadline
     assert took < bound, (took, bound)
     assert answered > 60, "the server never stopped answering: the test proved nothing"
     assert run.rc != 0
+    _no_process_left(tmp_path)
     doc = _complete_report(run.report_dir)
     failed = [r for r in doc["tests"] if r["status"] == "failed"]
     assert failed
@@ -168,8 +176,7 @@ def test_sigterm_during_load_leaves_a_complete_report_and_no_process(tmp_path):
             proc.wait(10)
         ls.stop(str(tmp_path / "state"))
     assert server_pid is not None and not run_state.alive(server_pid), "the local pypiserver was left running"
-    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
-    assert leftovers == [], f"processes left behind: {leftovers}"
+    _no_process_left(tmp_path)
     doc = _complete_report(tmp_path / "reports")
     statuses = {r["id"]: r["status"] for r in doc["tests"]}
     assert statuses["load"] == "interrupted"
