@@ -150,7 +150,17 @@ class ProcSampler:
     ``leaks`` collects, as they happen, every place outside a credential file where a secret form was read.
     """
 
-    def __init__(self, secret_forms: t.Sequence[str], watch: t.Sequence[Path] = (), interval: float = 0.025):
+    def __init__(
+        self,
+        secret_forms: t.Sequence[str],
+        watch: t.Sequence[Path] = (),
+        interval: float = 0.025,
+        helm_namespace: str = "",
+    ):
+        # a helm child belongs to this run when its HELM_NAMESPACE is the run's (kubernetes.core.helm passes the
+        # namespace in the environment, and the kubeconfig as a temporary copy); the real cluster's tests, which
+        # may run helm at the same time, use namespaces of their own (e2e-*)
+        self.helm_namespace = helm_namespace
         self.forms = [f for f in secret_forms if f]
         self.watch = [str(p) for p in watch]
         self.interval = interval
@@ -225,6 +235,9 @@ class ProcSampler:
             if env.get("NETRC"):
                 self._capture(env["NETRC"], argv)
         if is_helm(argv):
+            env = read_environ(pid)  # empty when the child already ended: then its file is checked anyway
+            if self.helm_namespace and env and env.get("HELM_NAMESPACE") != self.helm_namespace:
+                return
             for i, arg in enumerate(argv):
                 for flag in ("-f=", "--values="):
                     if arg.startswith(flag):
@@ -379,7 +392,8 @@ def sampled_run(
     before, mounts_before = process_table(), mount_points()
     start = time.monotonic()
     all_forms = [f for fs in searched.values() for f in fs]
-    with ProcSampler(all_forms, watch=list(watch) or [tmp / "state"]) as sampler:
+    namespace = str(extra.get("pypi_k8s_namespace") or "pypi-verify")  # the deploy role's default
+    with ProcSampler(all_forms, watch=list(watch) or [tmp / "state"], helm_namespace=namespace) as sampler:
         run = run_playbook(playbook, tmp, extra, args=["-vvv", "-e", f"@{vars_file}", *args], env=env, timeout=timeout)
     seconds = time.monotonic() - start
     return Observed(name, tmp, run, searched, sampler, before, process_table(), mounts_before, mount_points(), seconds)
