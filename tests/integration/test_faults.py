@@ -75,8 +75,9 @@ def test_overwrite_fails_when_expected_on_but_refused(tmp_path, pypiserver):
     assert "expected uploaded, got exists" in _only(run, "overwrite")
 
 
-def test_load_fails_below_the_success_rate(tmp_path, pypiserver):
-    # the proxy dies after 60 of the ~100 requests: the uploads pass, most downloads fail
+def _load_through_a_dying_proxy(tmp_path, pypiserver, **extra) -> str:
+    """The load test alone through a proxy that dies after 60 of its ~100 requests: the uploads pass, most
+    downloads are refused. Returns load's reason."""
     with FaultProxy(pypiserver.url, die_after=60) as proxy:
         run = run_playbook(
             VERIFY,
@@ -87,30 +88,22 @@ def test_load_fails_below_the_success_rate(tmp_path, pypiserver):
                 "pypi_load_uploads": 50,
                 "pypi_load_downloads": 50,
                 "pypi_connect_timeout": 2,
-                "pypi_breaker_failures": 0,  # every operation runs: the success rate judges them
+                **extra,
             },
             args=["--tags", "load"],
         )
-    reason = _only(run, "load")
+    return _only(run, "load")
+
+
+def test_load_fails_below_the_success_rate(tmp_path, pypiserver):
+    # without the circuit breaker every operation runs, and the success rate judges them
+    reason = _load_through_a_dying_proxy(tmp_path, pypiserver, pypi_breaker_failures=0)
     assert "operations failed" in reason and "< 100" in reason
 
 
 def test_load_stops_after_consecutive_failures_of_one_kind(tmp_path, pypiserver):
-    # the same dying proxy with the default circuit breaker: five refused downloads in a row stop the load
-    with FaultProxy(pypiserver.url, die_after=60) as proxy:
-        run = run_playbook(
-            VERIFY,
-            tmp_path,
-            {
-                "pypi_target": "url",
-                "pypi_url": proxy.url,
-                "pypi_load_uploads": 50,
-                "pypi_load_downloads": 50,
-                "pypi_connect_timeout": 2,
-            },
-            args=["--tags", "load"],
-        )
-    reason = _only(run, "load")
+    # with the default circuit breaker, five refused downloads in a row stop the load
+    reason = _load_through_a_dying_proxy(tmp_path, pypiserver)
     match = re.search(
         r"stopped after 5 consecutive download failures \(connection refused\) at (\d+)/50; first: ", reason
     )
