@@ -87,6 +87,10 @@ class Deadline:
             "deadline passed",
         )
 
+    def explain_timeout(self, msg: str, where: str) -> str:
+        """``msg`` (a child that ran out of its timeout), or the deadline's sentence when the deadline cut it short."""
+        return self.error(where).msg if self.passed() else msg
+
     def check(self, where: str) -> None:
         if self.passed():
             raise self.error(where)

@@ -498,7 +498,11 @@ def install_and_import(module: t.Any | None, spec: InstallSpec, opts: http.Clien
         pip_tail = runner.tail(res.text, 20).splitlines()
         if res.timed_out:
             raise InstallError(
-                f"pip install {spec.requirement} from {safe_index} did not finish within {spec.timeout:g}s (timeout).",
+                opts.deadline.explain_timeout(
+                    f"pip install {spec.requirement} from {safe_index} did not finish within {spec.timeout:g}s "
+                    "(timeout).",
+                    f"during pip install {spec.requirement}",
+                ),
                 pip_tail,
             )
         if res.rc != 0:

@@ -223,7 +223,11 @@ def twine_upload(
         env.update(REQUESTS_CA_BUNDLE=opts.ca_path, CURL_CA_BUNDLE=opts.ca_path)
     res = runner.run(module, argv, timeout, env=env)
     if res.timed_out:
-        return Outcome("error", None, f"twine did not finish within {timeout:g}s")
+        return Outcome(
+            "error",
+            None,
+            opts.deadline.explain_timeout(f"twine did not finish within {timeout:g}s", "during twine upload"),
+        )
     return parse_twine(res.rc, res.text)
 
 

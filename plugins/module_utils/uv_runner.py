@@ -247,7 +247,8 @@ def uv_publish(
     finally:
         shutil.rmtree(private, ignore_errors=True)
     if res.timed_out:
-        return upload.Outcome("error", None, f"uv publish did not finish within {timeout:g}s")
+        msg = f"uv publish did not finish within {timeout:g}s"
+        return upload.Outcome("error", None, opts.deadline.explain_timeout(msg, "during uv publish"))
     got = parse_publish(res.rc, res.text, anonymous=not opts.has_credentials)
     if got.outcome == "unreachable" and _cut_off(res.text):
         verdict = ask_without_file(repository_url, opts)
@@ -411,7 +412,11 @@ def install_and_import(module: t.Any | None, spec: UvInstallSpec, opts: http.Cli
         tail = runner.tail(quiet, 20).splitlines()
         if res.timed_out:
             raise pr.InstallError(
-                f"uv pip install {spec.requirement} from {safe_index} did not finish within {spec.timeout:g}s.", tail
+                opts.deadline.explain_timeout(
+                    f"uv pip install {spec.requirement} from {safe_index} did not finish within {spec.timeout:g}s.",
+                    f"during uv pip install {spec.requirement}",
+                ),
+                tail,
             )
         if res.rc != 0:
             msg = explain_uv_failure(quiet, spec, index_url, opts)

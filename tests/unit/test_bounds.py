@@ -135,3 +135,15 @@ def test_failure_kind_groups_messages():
     assert bounds.failure_kind("x stopped sending after 1.0 of 9.0 MiB; no byte for 30 s (...)") == "no byte for 30 s"
     assert bounds.failure_kind("whatever", 503) == "HTTP 503"
     assert bounds.failure_kind("Connection refused by http://x/: nothing listens there") == "connection refused"
+
+
+def test_a_child_timeout_cut_by_the_deadline_names_the_deadline():
+    passed = bounds.Deadline(time.time() - 1, "the deadline of test clients (60 s, pypi_test_deadline)")
+    assert passed.explain_timeout("pip install x did not finish within 0.5s (timeout).", "during pip install x") == (
+        "the deadline of test clients (60 s, pypi_test_deadline) passed during pip install x; the server is too slow "
+        "for it (or hangs): look at why, or raise the deadline."
+    )
+    future = bounds.Deadline(time.time() + 60)
+    assert future.explain_timeout("twine did not finish within 300s", "during twine upload") == (
+        "twine did not finish within 300s"
+    )
