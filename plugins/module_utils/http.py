@@ -124,6 +124,8 @@ def describe_error(exc: BaseException, url: str, opts: ClientOptions | None = No
     low = text.lower()
     host = urlsplit(url).hostname
     ct, rt = (opts.connect_timeout, opts.read_timeout) if opts else (None, None)
+    if opts is not None and opts.deadline.passed() and bounds.is_timeout(exc):  # the wait was cut to the deadline
+        return opts.deadline.error(f"while waiting for {safe}").msg
     if HAS_REQUESTS and isinstance(exc, requests.exceptions.SSLError):
         if "self-signed" in low or "self signed" in low or "unable to get local issuer" in low:
             return (

@@ -147,3 +147,14 @@ def test_a_child_timeout_cut_by_the_deadline_names_the_deadline():
     assert future.explain_timeout("twine did not finish within 300s", "during twine upload") == (
         "twine did not finish within 300s"
     )
+
+
+def test_a_request_cut_by_the_deadline_names_the_deadline_not_the_read_timeout():
+    with BadServer("silent") as server:
+        opts = _opts(read=30.0, deadline=time.time() + 1.0, name="the run deadline (60 s, pypi_run_deadline)")
+        start = time.monotonic()
+        with pytest.raises(si.IndexReadError) as err:
+            si.fetch_project(httputil.make_session(opts), f"{server.url}simple/", "x", opts)
+        took = time.monotonic() - start
+    assert err.value.msg.startswith(f"the run deadline (60 s, pypi_run_deadline) passed while waiting for {server.url}")
+    assert took < 1.0 + SLACK  # not the 30 s read timeout
