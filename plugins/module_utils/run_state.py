@@ -117,17 +117,10 @@ def write_report(doc: dict[str, t.Any], why: str, extra: dict[str, t.Any] | None
 
 
 def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our parent has not reaped it) is gone for our purpose
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    """Running and not a zombie: the one check of local_server (a zombie our parent has not reaped is gone)."""
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.local_server import pid_alive
+
+    return pid_alive(pid)
 
 
 def start_guardian(controller_pid: int, path: str, collections_root: str) -> int:
@@ -177,7 +170,8 @@ def teardown(plan: dict[str, t.Any]) -> tuple[list[str], list[str]]:
                 done.append("unmounted the bucket and stopped the S3 server")
             except Exception as exc:  # noqa: BLE001
                 left.append(f"the S3 server or mount of {state_dir}/s3 ({exc}); fusermount -u it and stop moto")
-        shutil.rmtree(state_dir, ignore_errors=True) if not _mounted_under(state_dir) else None
+        if not _mounted_under(state_dir):  # never delete through a mount that is still there
+            shutil.rmtree(state_dir, ignore_errors=True)
     k8s_state = plan.get("k8s_state_dir") or ""
     if target == "kubernetes" and k8s_state:
         try:
