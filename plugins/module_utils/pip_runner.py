@@ -11,9 +11,11 @@ alone still reads /etc/pip.conf and $XDG_CONFIG_DIRS/pip/pip.conf), and the
 only index is the one given. Credentials go through a private netrc file
 named by ``NETRC``, never through argv or the URL.
 
-pip's ``--report`` tells which file was resolved; the file's origin must be the
-index's scheme, host and port, and the imported module must live inside the
-throwaway venv. Either failing means the test proved nothing and is an error.
+pip's ``--report`` tells which file was resolved; ``provenance.judge`` accepts it
+only when the index under test served the project page and advertised that file
+URL (which may be on another origin, as PyPI's and Artifactory's are), with the
+uploaded sha256; and the imported module must live inside the throwaway venv.
+Either failing means the test proved nothing and is an error.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import tempfile
 import typing as t
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import bounds, digest, http, runner
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import bounds, digest, http, provenance, runner
 
 IMPORT_SCRIPT = (
     "import importlib, json, sys\n"
@@ -35,7 +37,7 @@ IMPORT_SCRIPT = (
     "print(json.dumps({'version': getattr(m, '__version__', None), 'file': getattr(m, '__file__', None)}))\n"
 )
 NETRC_SPECIAL = re.compile(r'[\s"\\#]')
-DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = provenance.DEFAULT_PORTS
 UNREACHABLE = "The index is unreachable: "
 
 
@@ -63,6 +65,7 @@ class InstallSpec(t.NamedTuple):
     retries: int = 1
     python: str | None = None
     uv: str | None = None  # uv_runner only: the uv binary (None: found next to python or on PATH)
+    uploaded_prior_to: str | None = None  # a cut-off (ISO 8601): pip --uploaded-prior-to, uv --exclude-newer
 
     @property
     def requirement(self) -> str:
@@ -86,20 +89,8 @@ def requirement(name: str, version: str | None) -> str:
     return f"{name}=={version}" if version else name
 
 
-def origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) with the scheme's default port filled in."""
-    parts = urlsplit(url)
-    scheme = (parts.scheme or "").lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme)
-
-
-def origin_text(url: str) -> str:
-    scheme, host, port = origin(url)
-    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+origin = provenance.origin  # (scheme, host, port) with the scheme's default port filled in
+origin_text = provenance.origin_text
 
 
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
@@ -158,6 +149,7 @@ def pip_argv(
     opts: http.ClientOptions,
     pre: bool = False,
     retries: int = 1,
+    uploaded_prior_to: str | None = None,
 ) -> list[str]:
     argv = [
         python, "-m", "pip", "--python", venv_python, "install",
@@ -171,6 +163,8 @@ def pip_argv(
         argv += ["--resume-retries", "0"]
     if pre:
         argv.append("--pre")
+    if uploaded_prior_to:
+        argv += ["--uploaded-prior-to", uploaded_prior_to]
     if not opts.validate_certs:
         _scheme, host, port = origin(index_url)
         argv += ["--trusted-host", f"{host}:{port}" if port else host]
@@ -220,6 +214,54 @@ def parse_report(path: str, name: str) -> dict[str, t.Any]:
             f"pip succeeded but its report lists no install of {name} (it lists {[i['name'] for i in items]})."
         )
     return {"main": main[0], "items": items}
+
+
+# What pip and uv answer to a cut-off (pip 26.3 --uploaded-prior-to, uv 0.13.9 --exclude-newer), measured against
+# pypiserver 2.4.2 (HTML, no PEP 700 upload-time) and a PEP 700 JSON index.
+CUTOFF_NO_UPLOAD_TIME = (
+    "does not provide upload-time metadata",  # pip: the whole install stops
+    "is missing an upload date",  # uv: a warning per file, which it then drops
+)
+CUTOFF_EXCLUDED = (
+    "was filtered by `exclude-newer`",  # uv's hint when the cut-off removed every version
+    "from versions: none",  # pip: no file left before the cut-off
+    "no matching distribution found",
+)
+CUTOFF_UNSUPPORTED = ("no such option: --uploaded-prior-to", "unexpected argument '--exclude-newer'")
+
+
+def cutoff_outcome(text: str) -> str | None:
+    """Why an install with a cut-off failed, from the client's output: ``no_upload_time`` (the index gives none),
+    ``unsupported`` (the client has no such option), ``excluded`` (the cut-off left no file), or None (other)."""
+    low = (text or "").lower()
+    if any(mark.lower() in low for mark in CUTOFF_UNSUPPORTED):
+        return "unsupported"
+    if any(mark.lower() in low for mark in CUTOFF_NO_UPLOAD_TIME):
+        return "no_upload_time"
+    if any(mark.lower() in low for mark in CUTOFF_EXCLUDED):
+        return "excluded"
+    return None
+
+
+def pip_version(python: str) -> str | None:
+    """The version of the pip that ``python -m pip`` runs; only known for this interpreter (None otherwise)."""
+    if os.path.realpath(python) != os.path.realpath(sys.executable):
+        return None
+    try:
+        from importlib.metadata import version
+
+        return version("pip")
+    except Exception:  # noqa: BLE001 - no pip metadata
+        return None
+
+
+def pip_has_uploaded_prior_to(python: str) -> bool | None:
+    """Whether that pip has --uploaded-prior-to (26.0+); None when its version is not known."""
+    found = pip_version(python)
+    try:
+        return tuple(int(x) for x in (found or "").split(".")[:2]) >= (26, 0) if found else None
+    except ValueError:
+        return None
 
 
 def pip_resumes(python: str) -> bool:
@@ -328,6 +370,27 @@ def stalled_download(client: str, text: str, req: str, opts: http.ClientOptions)
         "server, or a proxy in front of it, hangs in the middle of a transfer (a wedged proxy, a dying disk, a "
         "stalled S3 backend); check its log and storage."
     )
+
+
+def cutoff_message(client: str, cutoff: str | None, spec: InstallSpec, safe_index: str) -> str | None:
+    """One sentence for an install that a cut-off stopped (see ``cutoff_outcome``); None for other failures."""
+    option = "--uploaded-prior-to" if client == "pip" else "--exclude-newer"
+    at = spec.uploaded_prior_to
+    if cutoff == "no_upload_time":
+        if client == "pip":
+            return (
+                f"pip {option} {at} refused the index {safe_index}: it does not provide upload-time metadata "
+                "(PEP 700), so pip installs nothing with a cut-off."
+            )
+        return (
+            f"uv {option} {at} found no file of {spec.requirement} on {safe_index} it could install: the index gives "
+            "no upload date (PEP 700 upload-time), and uv drops every file without one."
+        )
+    if cutoff == "excluded":
+        return f"{client} {option} {at} left no file of {spec.requirement} on {safe_index} to install."
+    if cutoff == "unsupported":
+        return f"this {client} has no {option} option" + (" (pip 26.0 or later has it)." if client == "pip" else ".")
+    return None
 
 
 def explain_pip_failure(text: str, spec: InstallSpec, index_url: str, opts: http.ClientOptions) -> str:
@@ -490,7 +553,17 @@ def install_and_import(module: t.Any | None, spec: InstallSpec, opts: http.Clien
             netrc_path = write_netrc(auth_dir, None, None, None)
         venv_python = create_venv(module, python, venv_dir, spec.timeout)
         report_path = os.path.join(work, "report.json")
-        argv = pip_argv(python, venv_python, index_url, spec.requirement, report_path, opts, spec.pre, spec.retries)
+        argv = pip_argv(
+            python,
+            venv_python,
+            index_url,
+            spec.requirement,
+            report_path,
+            opts,
+            spec.pre,
+            spec.retries,
+            spec.uploaded_prior_to,
+        )
         result["cmd"] = argv
         res = runner.run(
             module, argv, spec.timeout, env=pip_env(netrc_path, opts.ca_path if opts.validate_certs else None), cwd=work
@@ -506,26 +579,28 @@ def install_and_import(module: t.Any | None, spec: InstallSpec, opts: http.Clien
                 pip_tail,
             )
         if res.rc != 0:
-            msg = explain_pip_failure(res.text, spec, index_url, opts)
-            raise InstallError(msg + " Last lines of pip's output:\n" + "\n".join(pip_tail), pip_tail)
+            cutoff = cutoff_outcome(res.text) if spec.uploaded_prior_to else None
+            msg = cutoff_message("pip", cutoff, spec, safe_index)
+            msg = msg or explain_pip_failure(res.text, spec, index_url, opts)
+            raise InstallError(msg + " Last lines of pip's output:\n" + "\n".join(pip_tail), pip_tail, cutoff=cutoff)
 
         report = parse_report(report_path, spec.name)
-        want = origin(index_url)
-        for item in report["items"]:
-            if origin(item["url"]) != want:
-                raise InstallError(
-                    f"pip resolved {item['name']} {item['version']} from {origin_text(item['url'])}, not the server "
-                    f"under test ({origin_text(index_url)}): {http.redact_url(item['url'])}. A redirect, a link on the "
-                    "index page or a leaked pip setting sent pip elsewhere, so this install proves nothing about it.",
-                    pip_tail,
-                    resolved_url=http.redact_url(item["url"]),
-                )
         main = report["main"]
+        # provenance: every page from the index under test, every file one it advertised, with the uploaded bytes
+        pages = provenance.read_pages(index_url, [item["name"] for item in report["items"]], opts)
         sha = main["sha256"]
         sha_source = "pip-report"
-        if not sha:
+        advertised = pages.get(main["name"], {}).get("files", {})
+        if not sha and provenance.file_key(main["url"]) in advertised:  # never fetch a file the index did not link
             sha = fetch_sha256(main["url"], opts)
             sha_source = "download"
+            main["sha256"] = sha
+        expected = {normalize_name(spec.name): spec.expected_sha256} if spec.expected_sha256 else None
+        try:
+            verdicts = provenance.judge(index_url, "pip", pages, report["items"], expected)
+        except provenance.ProvenanceError as exc:
+            raise InstallError(exc.msg, pip_tail, resolved_url=http.redact_url(exc.url or main["url"])) from None
+        result["provenance"] = verdicts
         imported = import_check(module, venv_python, spec.module_name, work, spec.timeout)
         import_file = imported.get("file") or ""
         result.update(

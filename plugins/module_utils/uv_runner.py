@@ -21,7 +21,9 @@ Isolation (measured with uv 0.13.9): ``UV_NO_CONFIG`` drops uv's config files on
   throwaway ``uv venv`` made from an explicit interpreter with ``--no-python-downloads``.
 
 uv follows redirects silently (pypiserver's default fallback sends unknown projects to pypi.org with a 303); uv's
-``-v`` log names every file it requests, and every one must come from the index under test.
+``-v`` log names every page and file it requests. ``provenance.judge`` accepts the install only when the index under
+test served every project page (read back here, redirects followed), every request off its origin is a file it
+advertised, and the installed file is an advertised one with the uploaded sha256.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import tempfile
 import typing as t
 from urllib.parse import unquote, urlsplit
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, runner, upload
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, provenance, runner, upload
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
 
 INDEX_NAME = "pypiops"  # the install's one named index; its credentials are UV_INDEX_PYPIOPS_USERNAME/_PASSWORD
@@ -270,13 +272,23 @@ def venv_argv(uv: str, python: str, path: str) -> list[str]:
     return [uv, "venv", "--no-config", "--no-python-downloads", "--quiet", "--python", python, path]
 
 
-def install_argv(uv: str, venv_python: str, index_url: str, req: str, opts: http.ClientOptions, pre: bool) -> list[str]:
+def install_argv(
+    uv: str,
+    venv_python: str,
+    index_url: str,
+    req: str,
+    opts: http.ClientOptions,
+    pre: bool,
+    exclude_newer: str | None = None,
+) -> list[str]:
     argv = [
         uv, "-v", "pip", "install", "--no-config", "--no-cache", "--no-build",
         "--python", venv_python, "--default-index", f"{INDEX_NAME}={index_url}",
     ]  # fmt: skip
     if pre:
         argv += ["--prerelease", "allow"]
+    if exclude_newer:
+        argv += ["--exclude-newer", exclude_newer]
     if not opts.validate_certs:
         argv += _insecure_host(index_url)
     elif opts.ca_path:
@@ -336,34 +348,15 @@ def explain_uv_failure(text: str, spec: UvInstallSpec, index_url: str, opts: htt
     return f"uv pip install {req} from {safe} failed: {_causes(text) or runner.tail(text, 3)}"
 
 
-def _check_origins(requests: list[str], index_url: str, tail: list[str]) -> None:
-    want = pr.origin(index_url)
-    for url in requests:
-        if pr.origin(url) != want:
-            raise pr.InstallError(
-                f"uv requested {http.redact_url(url)} from {pr.origin_text(url)}, not from the server under test "
-                f"({pr.origin_text(index_url)}): a redirect (pypiserver's fallback to pypi.org?) or a link on the "
-                "index page sent uv elsewhere, so this install proves nothing about the server.",
-                tail,
-                resolved_url=http.redact_url(url),
-            )
-
-
-def _advertised_sha256(index_url: str, name: str, filename: str, opts: http.ClientOptions) -> str | None:
-    """The sha256 the index advertises for ``filename`` (uv checks downloads against it); None without one."""
-    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
-
-    session = http.make_session(opts)
-    try:
-        page = si.fetch_project(session, index_url, name, opts)
-    except si.IndexReadError:
-        return None
-    finally:
-        session.close()
-    for entry in page["files"]:
-        if entry["filename"] == filename:
-            return entry["hashes"].get("sha256")
-    return None
+def _installs(seen: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """The files uv installed, from its -v log: {name, version, url (the last request for the file)}; a selected
+    package uv did not download (already there) is left out."""
+    found = []
+    for name, (version, filename) in seen["selected"].items():
+        urls = [u for u in seen["requests"] if unquote(urlsplit(u).path).endswith("/" + filename)]
+        if urls:
+            found.append({"name": name, "version": version, "url": urls[-1], "sha256": None})
+    return found
 
 
 def install_and_import(module: t.Any | None, spec: UvInstallSpec, opts: http.ClientOptions) -> dict[str, t.Any]:
@@ -405,7 +398,7 @@ def install_and_import(module: t.Any | None, spec: UvInstallSpec, opts: http.Cli
                 f"uv venv could not create the throwaway venv {venv_dir} ({why}): {_causes(res.text) or 'no output'}.",
                 runner.tail(res.text).splitlines(),
             )
-        argv = install_argv(uv, venv_python, index_url, spec.requirement, opts, spec.pre)
+        argv = install_argv(uv, venv_python, index_url, spec.requirement, opts, spec.pre, spec.uploaded_prior_to)
         result["cmd"] = argv
         res = runner.run(module, scrubbed(argv, env), spec.timeout, env=env, cwd=work)
         quiet = "\n".join(line for line in res.text.splitlines() if not line.startswith(("DEBUG", "TRACE")))
@@ -419,11 +412,11 @@ def install_and_import(module: t.Any | None, spec: UvInstallSpec, opts: http.Cli
                 tail,
             )
         if res.rc != 0:
-            msg = explain_uv_failure(quiet, spec, index_url, opts)
-            raise pr.InstallError(msg + " Last lines of uv's output:\n" + "\n".join(tail), tail)
+            cutoff = pr.cutoff_outcome(quiet) if spec.uploaded_prior_to else None
+            msg = pr.cutoff_message("uv", cutoff, spec, safe_index) or explain_uv_failure(quiet, spec, index_url, opts)
+            raise pr.InstallError(msg + " Last lines of uv's output:\n" + "\n".join(tail), tail, cutoff=cutoff)
 
         seen = parse_verbose(res.text)
-        _check_origins(seen["requests"], index_url, tail)
         chosen = seen["selected"].get(pr.normalize_name(spec.name))
         downloads = [u for u in seen["requests"] if chosen and unquote(urlsplit(u).path).endswith("/" + chosen[1])]
         if not chosen or not downloads:
@@ -442,11 +435,23 @@ def install_and_import(module: t.Any | None, spec: UvInstallSpec, opts: http.Cli
         )
         # Always a sha256, like pip_runner: the index's, which uv checked the download against, or (an index without
         # sha256 fragments, pypiserver --hash-algo off/md5) the served file's own, fetched and hashed here.
-        advertised = _advertised_sha256(index_url, spec.name, filename, opts)
-        if advertised:
-            result.update(sha256=advertised.lower(), sha256_source="index-hash-checked-by-uv")
-        else:
-            result.update(sha256=pr.fetch_sha256(downloads[-1], opts), sha256_source="download")
+        installs = _installs(seen)
+        pages = provenance.read_pages(index_url, [item["name"] for item in installs], opts)
+        for item in installs:
+            files = pages[item["name"]]["files"]
+            key = provenance.file_key(item["url"])
+            item["sha256"] = files.get(key)
+            if key in files and not item["sha256"] and item["name"] == pr.normalize_name(spec.name):
+                item["sha256"] = pr.fetch_sha256(item["url"], opts)
+                result["sha256_source"] = "download"
+        main = next(item for item in installs if item["name"] == pr.normalize_name(spec.name))
+        result.update(sha256=main["sha256"], sha256_source=result.get("sha256_source", "index-hash-checked-by-uv"))
+        # provenance: every page from the index under test, every file one it advertised, with the uploaded bytes
+        expected = {main["name"]: spec.expected_sha256} if spec.expected_sha256 else None
+        try:
+            result["provenance"] = provenance.judge(index_url, "uv", pages, installs, expected, seen["requests"])
+        except provenance.ProvenanceError as exc:
+            raise pr.InstallError(exc.msg, tail, resolved_url=http.redact_url(exc.url or main["url"])) from None
         expected_sha = (spec.expected_sha256 or "").strip().lower()
         if expected_sha and result["sha256"] != expected_sha:
             raise pr.InstallError(

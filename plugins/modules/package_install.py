@@ -22,10 +22,14 @@ description:
   - Credentials go into a private netrc file (mode 0600) named by C(NETRC);
     they never appear in argv or in the index URL.
     Credentials embedded in O(index_url) are moved there too (prefer O(username) and O(password)).
-  - Fails when pip resolved the file from another scheme, host or port than O(index_url) (for example through a
-    redirect to a fallback index), when the imported module is not inside the throwaway venv, or when
-    O(expected_version) or O(expected_sha256) do not match. With O(client=uv), every URL uv requested (from its
-    C(-v) log) must be on the index's scheme, host and port.
+  - Where the install came from is judged by one rule, for pip and uv alike. The project page the client read must
+    be served by the index under test (a redirect of the page to another origin, such as pypiserver's fallback to
+    pypi.org, fails). The installed file's URL must be one that page advertised (relative links resolved, the
+    C(#sha256=) fragment ignored), and its bytes must carry O(expected_sha256), or the sha256 the index advertised.
+    The file itself may be on another origin, as PyPI's absolute links and Artifactory's redirects to object storage
+    are. With O(client=uv), every URL uv requested (from its C(-v) log) must be on the index's origin or be an
+    advertised file.
+  - Also fails when the imported module is not inside the throwaway venv, or when O(expected_version) does not match.
   - With O(client=uv) and no uv binary, the task fails with RV(client_missing=true) and a message naming uv and how
     to install it, so a play can tell "uv is absent" from "the install failed".
   - The throwaway venv and the netrc are removed afterwards, also on failure (unless O(keep_venv)).
@@ -52,6 +56,15 @@ options:
   version:
     description: Exact version to install (C(name==version)). Omitted, the client picks the latest the index offers.
     type: str
+  uploaded_prior_to:
+    description:
+      - A release cut-off, an ISO 8601 date and time such as C(2026-01-31T00:00:00Z). The client considers only files
+        the index says were uploaded before it (PEP 700 C(upload-time)) - pip C(--uploaded-prior-to) (pip 26.0 or
+        later), uv C(--exclude-newer).
+      - On an index without upload times pip refuses to install and uv finds no file (measured with pip 26.3 and uv
+        0.13.9 against pypiserver 2.4.2); the failure then has RV(cutoff=no_upload_time).
+    type: str
+    version_added: "0.5.0"
   pre:
     description: Let the client consider pre-releases (pip C(--pre), uv C(--prerelease allow)) when picking the latest version.
     type: bool
@@ -210,19 +223,20 @@ index_url:
   returned: always
   type: str
 resolved_url:
-  description: URL of the file the client downloaded (redacted), on the index's scheme, host and port.
+  description: URL of the file the client downloaded (redacted), as the index advertised it (it may be on another
+    origin than the index, for example a file host).
   returned: success
   type: str
   sample: http://127.0.0.1:8080/packages/pypi_ops_probe-1.0.0-py3-none-any.whl
 origin:
   description:
-    - Scheme, host and port RV(resolved_url) came from. It is always the one of O(index_url); otherwise the module
-      fails (the install would prove nothing about the server).
+    - Scheme, host and port RV(resolved_url) came from. That is the one of O(index_url), or the file host the index links
+      or redirects to (accepted only for a file URL the index advertised, with the uploaded sha256).
   returned: success
   type: str
   sample: http://127.0.0.1:8080
 requests:
-  description: Every URL uv requested (from its C(-v) log, redacted), all checked to be on the index's origin.
+  description: Every URL uv requested (from its C(-v) log, redacted), each on the index's origin or an advertised file.
   returned: success with O(client=uv)
   type: list
   elements: str
@@ -231,6 +245,20 @@ uv:
   returned: when O(client=uv) and uv was found
   type: str
   sample: /opt/venv/bin/uv
+provenance:
+  description:
+    - How each installed file was proven to come from the index under test, one entry per file the client
+      installed; C(page) is the project page that advertised C(url), C(off_origin) whether the file is on another
+      origin than the index, C(sha256_checked_against) V(expected) (O(expected_sha256)) or V(index) (the
+      advertised sha256).
+  returned: success
+  type: list
+  elements: dict
+  version_added: "0.5.0"
+  sample: [{"name": "pypi-ops-probe", "url": "https://files.example/pypi_ops_probe-1.0.0-py3-none-any.whl",
+            "page": "http://127.0.0.1:8080/simple/pypi-ops-probe/", "off_origin": true,
+            "sha256": "5409dbd916faad66289987ca03ac1f100cfa85f1cfb6dc15a142bfe58b382eea",
+            "sha256_checked_against": "expected"}]
 filename:
   description: Name of the resolved file.
   returned: success
@@ -279,6 +307,13 @@ skipped:
   description: True in check mode, where nothing is installed.
   returned: check mode
   type: bool
+cutoff:
+  description:
+    - With O(uploaded_prior_to), why the install failed - V(excluded) (no file before the cut-off), V(no_upload_time)
+      (the index gives no upload times), V(unsupported) (the client lacks the option); null for any other failure.
+  returned: failure with O(uploaded_prior_to)
+  type: str
+  sample: no_upload_time
 pip_output:
   description: Last lines of pip's output.
   returned: failure with O(client=pip)
@@ -337,6 +372,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         timeout=opts.deadline.cap(p["timeout"]),
         retries=p["retries"],
         python=p["python"],
+        uploaded_prior_to=p["uploaded_prior_to"] or None,
     )
     if module.check_mode:
         return {
@@ -362,6 +398,7 @@ def main() -> None:
         name=dict(type="str", required=True),
         version=dict(type="str"),
         pre=dict(type="bool", default=False),
+        uploaded_prior_to=dict(type="str"),
         import_name=dict(type="str"),
         expected_version=dict(type="str"),
         expected_sha256=dict(type="str"),

@@ -140,7 +140,8 @@ def test_file_resolved_elsewhere_fails(pypiserver_factory, dists, tmp_path, run_
     server_a = pypiserver_factory(fallback_url=server_b.simple_url)
     res = run_module(package_install, install_args(server_a, tmp_path, version="1.0.0"))
     assert res.failed, res
-    assert f"from http://127.0.0.1:{server_b.port}, not the server under test" in res["msg"]
+    assert f"to http://127.0.0.1:{server_b.port}/simple/" in res["msg"] and "another origin" in res["msg"]
+    assert "--disable-fallback" in res["msg"]
     assert f"127.0.0.1:{server_b.port}" in res["resolved_url"]
     assert_clean(tmp_path)
 
