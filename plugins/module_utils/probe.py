@@ -15,6 +15,7 @@ hidden directory of ``dest`` (pypiserver does not list dot-directories).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import keyword
@@ -24,10 +25,13 @@ import shutil
 import sys
 import tempfile
 import typing as t
+import zipfile
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest, runner
 
 try:
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
     from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
     from packaging.version import InvalidVersion, Version
 
@@ -40,6 +44,8 @@ except ImportError as exc:  # pragma: no cover - packaging ships with ansible-co
 FORMATS = ("wheel", "sdist")
 STATE_DIR = ".pypi_ops_build"
 STAMP_SCHEMA = 1
+DEFAULT_REQUIRES_PYTHON = ">=3.8"
+BUILDERS = ("build", "direct")
 # PEP 508 project name: letters/digits at both ends, . _ - inside.
 NAME_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 # Directories that never belong to a project's source fingerprint.
@@ -60,13 +66,19 @@ class ProbeSpec(t.NamedTuple):
     version: str  # normalized (PEP 440)
     import_name: str
     payload_size: int = 0
+    dependencies: tuple[str, ...] = ()  # PEP 508 requirements (Requires-Dist)
+    extras: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (extra, its requirements), sorted by extra
+    requires_python: str = DEFAULT_REQUIRES_PYTHON
+    builder: str = "build"  # build: python -m build (setuptools); direct: write_wheel (a wheel, in milliseconds)
 
     @property
     def key(self) -> str:
         return f"{self.name}-{self.version}"
 
     def params(self) -> dict[str, t.Any]:
-        return {"kind": "probe", **self._asdict()}
+        # as JSON has it (lists, not tuples), so that the stamp read back compares equal
+        params: dict[str, t.Any] = json.loads(json.dumps({"kind": "probe", **self._asdict()}))
+        return params
 
 
 def normalize_name(name: str) -> str:
@@ -109,8 +121,60 @@ def validate_import_name(import_name: t.Any) -> str:
     return import_name
 
 
-def probe_spec(name: t.Any, version: t.Any, import_name: str | None = None, payload_size: int = 0) -> ProbeSpec:
+def validate_requirements(values: t.Any, what: str) -> tuple[str, ...]:
+    """PEP 508 requirement strings, each parsed by ``packaging``; ProbeError names the first bad one."""
+    _require_packaging()
+    if values is None:
+        return ()
+    if isinstance(values, str) or not isinstance(values, (list, tuple)):
+        raise ProbeError(f"Invalid {what} {values!r}: give a list of requirements, e.g. ['pypi-ops-probe-b>=1.0'].")
+    out = []
+    for value in values:
+        try:
+            out.append(str(Requirement(str(value))))
+        except InvalidRequirement as exc:
+            raise ProbeError(
+                f"Invalid requirement {value!r} in {what}: it is not PEP 508 ({exc}); write it like 'name>=1.0'."
+            ) from None
+    return tuple(out)
+
+
+def validate_extras(extras: t.Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not extras:
+        return ()
+    if not isinstance(extras, dict):
+        raise ProbeError(
+            f"Invalid extras {extras!r}: give a mapping of extra name to requirements, e.g. {{cli: [click]}}."
+        )
+    out = []
+    for extra, reqs in sorted(extras.items()):
+        if not isinstance(extra, str) or not NAME_RE.match(extra):
+            raise ProbeError(f"Invalid extra name {extra!r}: letters, digits and . _ - only, e.g. 'extra'.")
+        out.append((normalize_name(extra), validate_requirements(reqs, f"extras[{extra}]")))
+    return tuple(out)
+
+
+def validate_requires_python(value: t.Any) -> str:
+    _require_packaging()
+    try:
+        return str(SpecifierSet(str(value)))
+    except InvalidSpecifier:
+        raise ProbeError(f"Invalid requires_python {value!r}: give a version specifier such as '>=3.8'.") from None
+
+
+def probe_spec(
+    name: t.Any,
+    version: t.Any,
+    import_name: str | None = None,
+    payload_size: int = 0,
+    dependencies: t.Any = None,
+    extras: t.Any = None,
+    requires_python: t.Any = None,
+    builder: str = "build",
+) -> ProbeSpec:
     """Validate probe parameters (before anything is built) and return the normalized spec."""
+    if builder not in BUILDERS:
+        raise ProbeError(f"Invalid builder {builder!r}: use one of {list(BUILDERS)}.")
     norm = validate_name(name)
     ver = validate_version(version)
     imp = validate_import_name(import_name or default_import_name(norm))
@@ -120,7 +184,16 @@ def probe_spec(name: t.Any, version: t.Any, import_name: str | None = None, payl
         raise ProbeError(f"Invalid payload_size {payload_size!r}: give a number of bytes, e.g. 3145728.") from None
     if size < 0:
         raise ProbeError(f"Invalid payload_size {size}: it must be 0 or more bytes.")
-    return ProbeSpec(norm, ver, imp, size)
+    return ProbeSpec(
+        norm,
+        ver,
+        imp,
+        size,
+        validate_requirements(dependencies, "dependencies"),
+        validate_extras(extras),
+        validate_requires_python(requires_python or DEFAULT_REQUIRES_PYTHON),
+        builder,
+    )
 
 
 def write_payload(path: str, size: int, chunk: int = digest.CHUNK) -> None:
@@ -140,6 +213,10 @@ def write_probe_project(spec: ProbeSpec, src_dir: str) -> str:
     pkg_dir = os.path.join(src_dir, spec.import_name)
     os.makedirs(pkg_dir)
     package_data = '["payload.bin"]' if spec.payload_size > 0 else "[]"
+    extras_table = ""
+    if spec.extras:
+        lines = [f"{json.dumps(extra)} = [{', '.join(json.dumps(r) for r in reqs)}]" for extra, reqs in spec.extras]
+        extras_table = "[project.optional-dependencies]\n" + "\n".join(lines) + "\n\n"
     pyproject = f"""[build-system]
 requires = ["setuptools>=61"]
 build-backend = "setuptools.build_meta"
@@ -148,9 +225,10 @@ build-backend = "setuptools.build_meta"
 name = "{spec.name}"
 version = "{spec.version}"
 description = "Probe package built by pypi_ops.pypiserver to test a package index"
-requires-python = ">=3.8"
+requires-python = {json.dumps(spec.requires_python)}
+dependencies = [{", ".join(json.dumps(r) for r in spec.dependencies)}]
 
-[tool.setuptools]
+{extras_table}[tool.setuptools]
 packages = ["{spec.import_name}"]
 include-package-data = false
 
@@ -164,6 +242,54 @@ include-package-data = false
     if spec.payload_size > 0:
         write_payload(os.path.join(pkg_dir, "payload.bin"), spec.payload_size)
     return src_dir
+
+
+def metadata_text(spec: ProbeSpec) -> str:
+    """The core metadata (2.1) of a probe: name, version, Requires-Python, Requires-Dist, Provides-Extra."""
+    lines = [
+        "Metadata-Version: 2.1",
+        f"Name: {spec.name}",
+        f"Version: {spec.version}",
+        "Summary: Probe package built by pypi_ops.pypiserver to test a package index",
+        f"Requires-Python: {spec.requires_python}",
+    ]
+    lines += [f"Requires-Dist: {req}" for req in spec.dependencies]
+    for extra, reqs in spec.extras:
+        lines.append(f"Provides-Extra: {extra}")
+        lines += [f'Requires-Dist: {req}{" and" if ";" in req else ";"} extra == "{extra}"' for req in reqs]
+    return "\n".join(lines) + "\n"
+
+
+def write_wheel(spec: ProbeSpec, dest_dir: str, metadata: str | None = None) -> str:
+    """Write a valid pure-Python wheel of ``spec`` (PEP 427: stored members, a RECORD with every sha256) without a
+    build backend; its package imports and names ``__version__``. Return the wheel's path."""
+    dist = spec.name.replace("-", "_")
+    info = f"{dist}-{spec.version}.dist-info"
+    path = os.path.join(dest_dir, f"{dist}-{spec.version}-py3-none-any.whl")
+    os.makedirs(dest_dir, exist_ok=True)
+    members: list[tuple[str, bytes]] = [
+        (
+            f"{spec.import_name}/__init__.py",
+            f'"""Probe package {spec.name}."""\n\n__version__ = "{spec.version}"\n'.encode(),
+        ),
+        (f"{info}/METADATA", (metadata if metadata is not None else metadata_text(spec)).encode()),
+        (
+            f"{info}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: pypi_ops.pypiserver\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        ),
+        (f"{info}/top_level.txt", f"{spec.import_name}\n".encode()),
+    ]
+    if spec.payload_size:
+        members.append((f"{spec.import_name}/payload.bin", os.urandom(spec.payload_size)))
+    record = []
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as whl:
+        for arcname, data in members:
+            whl.writestr(arcname, data)
+            b64 = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{arcname},sha256={b64},{len(data)}")
+        record.append(f"{info}/RECORD,,")
+        whl.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    return path
 
 
 def check_source_dir(source_dir: str) -> str:
@@ -376,13 +502,19 @@ def build(
         planned["msg"] = f"Would build {' and '.join(formats)} in {dest}."
         return planned
 
+    direct = probe is not None and probe.builder == "direct"
+    if direct and formats != ["wheel"]:
+        raise ProbeError("builder 'direct' writes wheels only; set formats: [wheel], or use builder 'build'.")
     os.makedirs(_state_dir(dest), exist_ok=True)
-    if probe is not None:
+    if probe is not None and not direct:
         write_probe_project(probe, src)
     out_dir = tempfile.mkdtemp(prefix="out-", dir=_state_dir(dest))
     try:
         stored = probe is not None and probe.payload_size > 0  # random bytes: deflate would only cost time
-        produced = run_build(module, python, src, out_dir, formats, timeout, stored)
+        if direct:
+            produced = {"wheel": write_wheel(t.cast(ProbeSpec, probe), out_dir)}
+        else:
+            produced = run_build(module, python, src, out_dir, formats, timeout, stored)
         # Dists of the previous build of the same project that this build does not replace are stale.
         for entry in ((stamp or {}).get("files") or {}).values():
             old = os.path.join(dest, entry.get("filename", ""))

@@ -13,17 +13,13 @@ through a build backend, which would cost seconds per version.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
-import os
 import threading
 import time
 import typing as t
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import bounds, digest, upload
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import bounds, digest, probe, upload
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress as progressutil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
@@ -39,37 +35,13 @@ class Op(t.NamedTuple):
     detail: str
 
 
-def _dist_name(name: str) -> str:
-    return si.normalize(name).replace("-", "_")
-
-
 def synthetic_wheel(dest_dir: str, name: str, version: str, payload_size: int = 0) -> dict[str, t.Any]:
-    """Write a valid, minimal pure-Python wheel; return its file record (with name, version, kind)."""
-    dist = _dist_name(name)
-    os.makedirs(dest_dir, exist_ok=True)
-    filename = f"{dist}-{version}-py3-none-any.whl"
-    path = os.path.join(dest_dir, filename)
-    info = f"{dist}-{version}.dist-info"
-    members: list[tuple[str, bytes]] = [
-        (f"{dist}/__init__.py", f'__version__ = "{version}"\n'.encode()),
-        (f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {si.normalize(name)}\nVersion: {version}\n".encode()),
-        (
-            f"{info}/WHEEL",
-            b"Wheel-Version: 1.0\nGenerator: pypi_ops.pypiserver\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        ),
-    ]
-    if payload_size:
-        members.append((f"{dist}/payload.bin", os.urandom(payload_size)))
-    record = []
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as whl:
-        for arcname, data in members:
-            whl.writestr(arcname, data)
-            b64 = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            record.append(f"{arcname},sha256={b64},{len(data)}")
-        record.append(f"{info}/RECORD,,")
-        whl.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
-    rec = digest.file_record(path)
-    rec.update(name=si.normalize(name), version=version, kind="wheel")
+    """Write a valid, minimal pure-Python wheel (``probe.write_wheel``); return its file record (name, version, kind)."""
+    norm = si.normalize(name)
+    spec = probe.ProbeSpec(norm, version, norm.replace("-", "_"), payload_size)
+    metadata = f"Metadata-Version: 2.1\nName: {norm}\nVersion: {version}\n"
+    rec = digest.file_record(probe.write_wheel(spec, dest_dir, metadata))
+    rec.update(name=norm, version=version, kind="wheel")
     return rec
 
 

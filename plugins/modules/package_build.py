@@ -56,6 +56,33 @@ options:
           - Random bytes do not compress, so the wheel is at least this big.
         type: int
         default: 0
+      dependencies:
+        description:
+          - PEP 508 requirements the probe declares (C(Requires-Dist)), for example V(pypiops-probe-b>=1.0).
+        type: list
+        elements: str
+        default: []
+        version_added: "0.5.0"
+      extras:
+        description:
+          - Optional dependencies, a mapping of extra name to requirements; C(name[extra]) pulls them in.
+        type: dict
+        default: {}
+        version_added: "0.5.0"
+      requires_python:
+        description: The probe's C(Requires-Python), for example V(>=3.99) for a release no interpreter can install.
+        type: str
+        default: ">=3.8"
+        version_added: "0.5.0"
+      builder:
+        description:
+          - V(build) runs C(python -m build) on a generated setuptools project (the real build path).
+          - V(direct) writes the wheel itself (PEP 427, stored, a RECORD with every sha256), in milliseconds, for
+            tests that need many distinct wheels rather than a proof of the build; only O(formats=[wheel]).
+        type: str
+        choices: [build, direct]
+        default: build
+        version_added: "0.5.0"
   source_dir:
     description: An existing project with C(pyproject.toml) or C(setup.py). Mutually exclusive with O(probe).
     type: path
@@ -175,7 +202,16 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     spec = None
     if p["probe"] is not None:
         q = p["probe"]
-        spec = pb.probe_spec(q["name"], q["version"], q.get("import_name"), q.get("payload_size") or 0)
+        spec = pb.probe_spec(
+            q["name"],
+            q["version"],
+            q.get("import_name"),
+            q.get("payload_size") or 0,
+            q.get("dependencies"),
+            q.get("extras"),
+            q.get("requires_python"),
+            q.get("builder") or "build",
+        )
     return pb.build(
         module,
         dest=p["dest"],
@@ -200,6 +236,10 @@ def main() -> None:
                 version=dict(type="str", required=True),
                 import_name=dict(type="str"),
                 payload_size=dict(type="int", default=0),
+                dependencies=dict(type="list", elements="str", default=[]),
+                extras=dict(type="dict", default={}),
+                requires_python=dict(type="str", default=">=3.8"),
+                builder=dict(type="str", choices=["build", "direct"], default="build"),
             ),
         ),
         source_dir=dict(type="path"),
