@@ -21,11 +21,13 @@ Parsing reuses ``simple_index`` (its link parser, JSON reader and file records);
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import json
 import re
 import tempfile
+import time
 import typing as t
 import zipfile
 from email.parser import BytesParser
@@ -191,8 +193,13 @@ def observe(
     project: str,
     opts: httputil.ClientOptions,
     filename: str | None = None,
+    uploaded: dict[str, t.Any] | None = None,
 ) -> dict[str, t.Any]:
-    """Make every request the checks need; return the raw answers (see ``evaluate``)."""
+    """Make every request the checks need; return the raw answers (see ``evaluate``).
+
+    ``uploaded`` is what this run uploaded, for the PEP 700 checks: ``size`` (bytes), ``version``, ``after`` (a time,
+    seconds since the epoch, known to be before the upload) and ``skew`` (the clock difference allowed, seconds).
+    """
     name = si.normalize(project)
     root_url = si._dir_url(simple_url)
     page_url = si.project_url(simple_url, name)
@@ -212,6 +219,8 @@ def observe(
             page["status"],
         )
     obs: dict[str, t.Any] = {"simple_url": root_url, "project": name, "page": page}
+    obs["uploaded"] = dict(uploaded or {})
+    obs["observed_at"] = time.time()
     obs["root"] = _get(session, root_url, opts, si.ACCEPT)
     obs["json_only"] = _get(session, page_url, opts, JSON_ONLY_ACCEPT)
     variant = variant_name(name)
@@ -735,6 +744,188 @@ def check_yanked(fmt: str, body: t.Any, files: list[dict[str, t.Any]]) -> dict[s
     return finding("yanked", "592", "pass", f"{len(yanked)} yanked file(s) reported: {', '.join(yanked[:5])}.")
 
 
+# --------------------------------------------------------------------------- PEP 700 (pure)
+
+DEFAULT_SKEW = 120.0  # seconds of clock difference allowed between the index and the controller
+_ISO_8601 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(Z|z|[+-]\d{2}:?\d{2})$")
+
+
+def parse_upload_time(value: t.Any) -> datetime.datetime | None:
+    """A PEP 700 ``upload-time`` (ISO 8601 with a time zone, ``Z`` as PyPI writes it) as an aware datetime, else None."""
+    if not isinstance(value, str):
+        return None
+    match = _ISO_8601.match(value.strip())
+    if not match:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    if zone in ("Z", "z"):
+        tz = datetime.UTC
+    else:
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        tz = datetime.timezone(sign * datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    try:
+        return datetime.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tz)
+    except ValueError:
+        return None
+
+
+def utc_text(ts: float) -> str:
+    """Seconds since the epoch as ISO 8601 UTC (``2026-12-05T03:10:00Z``), the form pip and uv take as a cut-off."""
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def _json_entry(body: t.Any, filename: str) -> dict[str, t.Any] | None:
+    for entry in body.get("files") or []:
+        if isinstance(entry, dict) and entry.get("filename") == filename:
+            return entry
+    return None
+
+
+def check_pep700(
+    fmt: str,
+    body: t.Any,
+    wheel: dict[str, t.Any] | None,
+    uploaded: dict[str, t.Any] | None = None,
+    now: float | None = None,
+) -> list[dict[str, str]]:
+    """PEP 700 where the index serves PEP 691 JSON: api-version >= 1.1, ``versions``, and the checked file's ``size``
+    and ``upload-time`` against what was uploaded (``uploaded``: size, version, after, skew; see ``observe``).
+
+    Not applicable (skip) on an HTML page: PEP 700 is JSON only (pypiserver 2.4.2 serves none)."""
+    names = ("pep700_api_version", "pep700_versions", "pep700_size", "pep700_upload_time")
+    if fmt != "json":
+        why = "not applicable: the index serves no PEP 691 JSON (HTML only), and PEP 700 is JSON only."
+        return [finding(name, "700", "skip", why) for name in names]
+    uploaded = uploaded or {}
+    out = []
+    version = _api_version(body) or "?"
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        parsed = None
+    entries = [e for e in body.get("files") or [] if isinstance(e, dict)]
+    fields = [k for k in ("size", "upload-time") if any(k in e for e in entries)]
+    fields = (["versions"] if "versions" in body else []) + fields
+    if parsed is not None and parsed.major > 1:
+        why = f"not applicable: api-version {version}; PEP 700 defines its fields for 1.1 and later 1.x versions."
+        return [finding(name, "700", "skip", why) for name in names]
+    if parsed is None or parsed < Version("1.1"):
+        if not fields:  # a plain PEP 691 1.0 index: valid, but release cooldowns cannot work against it
+            why = f"not served: api-version {version} has no PEP 700 fields."
+            return [
+                finding(
+                    names[0],
+                    "700",
+                    "warn",
+                    f"meta.api-version is {version}, without PEP 700's versions, size and upload-time (1.1); "
+                    "pip --uploaded-prior-to and uv --exclude-newer cannot work against this index.",
+                )
+            ] + [finding(name, "700", "skip", why) for name in names[1:]]
+        out.append(
+            finding(
+                names[0],
+                "700",
+                "fail",
+                f"meta.api-version is {version}, but the document carries PEP 700 fields ({', '.join(fields)}), "
+                "which need api-version 1.1 or later; serve api-version 1.1.",
+            )
+        )
+    else:
+        out.append(finding(names[0], "700", "pass", f"meta.api-version is {version}."))
+    record = (wheel or {}).get("record")
+    want_version = uploaded.get("version") or (record or {}).get("version")
+    versions = body.get("versions")
+    if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+        out.append(finding(names[1], "700", "fail", "the project document has no list of strings 'versions'."))
+    elif want_version and not any(_same_version(v, str(want_version)) for v in versions):
+        out.append(
+            finding(
+                names[1],
+                "700",
+                "fail",
+                f"'versions' ({', '.join(versions[:5]) or 'empty'}) lacks the uploaded version {want_version}.",
+            )
+        )
+    else:
+        out.append(
+            finding(names[1], "700", "pass", f"'versions' lists {len(versions)} version(s), {want_version} too.")
+        )
+    entry = _json_entry(body, record["filename"]) if record else None
+    if entry is None:
+        why = "no wheel on the project page to check."
+        return out + [finding(names[2], "700", "skip", why), finding(names[3], "700", "skip", why)]
+    name = record["filename"]  # type: ignore[index]
+    want_size = uploaded.get("size")
+    if want_size is None and wheel and wheel.get("size") is not None:
+        want_size = wheel["size"]
+    size = entry.get("size")
+    if not isinstance(size, int) or isinstance(size, bool):
+        out.append(finding(names[2], "700", "fail", f"{name} has no integer 'size'."))
+    elif want_size is not None and size != int(want_size):
+        out.append(
+            finding(
+                names[2],
+                "700",
+                "fail",
+                f"the index says {name} has size {size}, the uploaded file has {want_size} bytes.",
+            )
+        )
+    else:
+        out.append(finding(names[2], "700", "pass", f"{name}: size {size} as uploaded."))
+    raw = entry.get("upload-time")
+    when = parse_upload_time(raw)
+    skew = float(uploaded.get("skew") if uploaded.get("skew") is not None else DEFAULT_SKEW)
+    now = time.time() if now is None else now
+    after = uploaded.get("after")
+    if raw is None:
+        out.append(
+            finding(
+                names[3],
+                "700",
+                "fail",
+                f"{name} has no 'upload-time'; pip --uploaded-prior-to and uv --exclude-newer cannot place it.",
+            )
+        )
+    elif when is None:
+        out.append(
+            finding(
+                names[3], "700", "fail", f"{name} has 'upload-time' {raw!r}, which is not an ISO 8601 date and time."
+            )
+        )
+    elif when.timestamp() > now + skew:
+        out.append(
+            finding(
+                names[3],
+                "700",
+                "fail",
+                f"{name} has 'upload-time' {raw}, in the future (now {utc_text(now)}, {skew:g} s of clock skew "
+                "allowed); cooldown clients hold the file back.",
+            )
+        )
+    elif after is not None and when.timestamp() < float(after) - skew:
+        out.append(
+            finding(
+                names[3],
+                "700",
+                "fail",
+                f"{name} has 'upload-time' {raw}, before this run started ({utc_text(float(after))}, {skew:g} s of "
+                "clock skew allowed), yet it was uploaded in this run; cooldown clients let it through too early.",
+            )
+        )
+    else:
+        out.append(finding(names[3], "700", "pass", f"{name}: upload-time {raw}, during this run."))
+    return out
+
+
 # --------------------------------------------------------------------------- evaluation (pure)
 
 
@@ -755,6 +946,7 @@ def evaluate(obs: dict[str, t.Any]) -> tuple[list[dict[str, str]], dict[str, t.A
         "non_normalized_request": None,
         "range_requests": None,
         "pep629_repository_version": None,
+        "pep700_upload_time": False,
     }
     variant = obs.get("variant") or {}
     if "error" not in variant and variant.get("status") is not None:
@@ -801,6 +993,12 @@ def evaluate(obs: dict[str, t.Any]) -> tuple[list[dict[str, str]], dict[str, t.A
     supports["pep714_core_metadata"] = bool(attrs & {"data-core-metadata", "core-metadata"})
     findings.append(check_core_metadata_attribute(attrs, bool(info.get("advertised")), fmt))
     findings.append(check_yanked(fmt, body, files))
+    pep700 = check_pep700(fmt, body, wheel, obs.get("uploaded"), obs.get("observed_at"))
+    findings.extend(pep700)
+    if fmt == "json":
+        supports["pep700_upload_time"] = any(
+            isinstance(e, dict) and "upload-time" in e for e in (body.get("files") or [])
+        )
     return findings, supports
 
 

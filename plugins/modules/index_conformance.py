@@ -22,6 +22,10 @@ description:
   - B(PEP 658/714) when a metadata file is advertised, C(<file>.metadata) must exist, match its advertised hash and
     the wheel's own C(METADATA); the attribute should use the PEP 714 name.
   - B(PEP 592) yanked files are reported when present.
+  - B(PEP 700) where the index serves PEP 691 JSON - C(meta.api-version) is 1.1 or later, the project's C(versions)
+    lists the uploaded version (O(uploaded_version)), and the checked file's C(size) and C(upload-time) match what was
+    uploaded (O(uploaded_size); an ISO 8601 time, not in the future and not before O(uploaded_after), each with
+    O(clock_skew) to spare). On an HTML-only index (pypiserver 2.4.2) these four checks are V(skip), not applicable.
   - A finding fails only for what breaks pip or uv (measured against pip 26.3 and uv 0.13.9), and warns on what they
     tolerate. The task fails when any finding fails (with O(strict), when any warns too), in one sentence naming every
     failing check.
@@ -55,6 +59,31 @@ options:
     description:
       - The file of O(project) to download and compare; by default the wheel of the newest version.
     type: str
+  uploaded_size:
+    description:
+      - Size in bytes of O(filename) as uploaded, for the PEP 700 C(size) check. Without it, the size of the file as
+        downloaded is the reference.
+    type: int
+    version_added: "0.5.0"
+  uploaded_version:
+    description:
+      - The version uploaded, which the PEP 700 C(versions) list must hold. Without it, the checked file's version.
+    type: str
+    version_added: "0.5.0"
+  uploaded_after:
+    description:
+      - A time (seconds since the epoch) known to be before the upload, such as the start of the run; a PEP 700
+        C(upload-time) earlier than it (less O(clock_skew)) fails. V(0) leaves that check out.
+    type: float
+    default: 0
+    version_added: "0.5.0"
+  clock_skew:
+    description:
+      - Seconds the index's clock may differ from this host's when C(upload-time) is compared with now and with
+        O(uploaded_after).
+    type: float
+    default: 120
+    version_added: "0.5.0"
   strict:
     description:
       - Fail on warnings too, for sites that want every SHOULD of the PEPs, not only what pip and uv need.
@@ -81,6 +110,9 @@ seealso:
   - name: PEP 658 - Serve distribution metadata in the Simple Repository API
     description: The C(.metadata) files.
     link: https://peps.python.org/pep-0658/
+  - name: PEP 700 - Additional Fields for the Simple API for Package Indexes
+    description: C(versions), C(size) and C(upload-time), which release cooldowns need.
+    link: https://peps.python.org/pep-0700/
   - name: PEP 592 - Adding "Yank" Support to the Simple API
     description: Yanked files.
     link: https://peps.python.org/pep-0592/
@@ -147,6 +179,7 @@ supports:
     non_normalized_request: {description: "What a non-normalized name got, for example V(redirect 301).", type: str, returned: always}
     range_requests: {description: "The wheel download announced C(Accept-Ranges: bytes) (uv reads METADATA with range requests).", type: bool, returned: always}
     pep629_repository_version: {description: The repository version the page declares; null without one., type: str, returned: always}
+    pep700_upload_time: {description: "The JSON page gives files an C(upload-time) (PEP 700).", type: bool, returned: always}
   sample: {pep691_json: false, pep658_metadata: false, requires_python: false, hash_algos: [sha256]}
 summary:
   description: Findings per status, and the checks that failed the task.
@@ -170,7 +203,13 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     httputil.warn_insecure(module, opts)
     session = httputil.make_session(opts)
     try:
-        obs = cf.observe(session, p["url"], p["project"], opts, p["filename"])
+        uploaded = {
+            "size": p["uploaded_size"],
+            "version": p["uploaded_version"],
+            "after": p["uploaded_after"] or None,
+            "skew": p["clock_skew"],
+        }
+        obs = cf.observe(session, p["url"], p["project"], opts, p["filename"], uploaded)
     except cf.ObserveError as exc:
         module.fail_json(msg=exc.msg, status=exc.status, findings=[], supports={})
     finally:
@@ -199,6 +238,10 @@ def main() -> None:
         url=dict(type="str", required=True),
         project=dict(type="str", required=True),
         filename=dict(type="str"),
+        uploaded_size=dict(type="int"),
+        uploaded_version=dict(type="str"),
+        uploaded_after=dict(type="float", default=0.0),
+        clock_skew=dict(type="float", default=120.0),
         strict=dict(type="bool", default=False),
         **httputil.CLIENT_ARGS,
     )

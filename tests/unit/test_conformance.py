@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import typing as t
 import zipfile
 
@@ -76,6 +77,11 @@ PYPISERVER_STATUSES = {
     "core_metadata": "skip",
     "core_metadata_attribute": "skip",
     "yanked": "skip",
+    # PEP 700 is JSON only: not applicable to pypiserver 2.4.2
+    "pep700_api_version": "skip",
+    "pep700_versions": "skip",
+    "pep700_size": "skip",
+    "pep700_upload_time": "skip",
 }
 PYPISERVER_SUPPORTS = {
     "pep503_html": True,
@@ -90,6 +96,7 @@ PYPISERVER_SUPPORTS = {
     "non_normalized_request": "redirect 301",
     "range_requests": True,
     "pep629_repository_version": None,
+    "pep700_upload_time": False,
 }
 
 
@@ -104,7 +111,7 @@ def test_pypiserver_support_matrix(pypiserver, wheel, run_module):
     assert "redirects (301) to the normalized /simple/pypi-ops-conf-probe/" in detail(result, "non_normalized_request")
     assert "no JSON: HTML" in detail(result, "pep691_negotiation")
     assert "'>=3.8'" in detail(result, "requires_python_advertised")
-    assert result["summary"] == {"counts": {"pass": 6, "warn": 1, "fail": 0, "skip": 4}, "failing": []}
+    assert result["summary"] == {"counts": {"pass": 6, "warn": 1, "fail": 0, "skip": 8}, "failing": []}
     assert "requires_python_advertised" in json.dumps(result.get("warnings", []))
 
 
@@ -225,7 +232,8 @@ def test_full_featured_index_passes_everything(crafted, wheel, run_module):
     result = check(run_module, crafted)
     assert not result.failed, result
     got = statuses(result)
-    assert {k for k, v in got.items() if v != "pass"} == {"yanked"}, got
+    pep700 = {"pep700_api_version", "pep700_versions", "pep700_size", "pep700_upload_time"}  # JSON only: skipped
+    assert {k for k, v in got.items() if v != "pass"} == {"yanked"} | pep700, got
     assert result["supports"]["pep658_metadata"] and result["supports"]["pep714_core_metadata"]
     assert result["supports"]["requires_python"] and result["supports"]["metadata_file_served"]
     assert "warnings" not in result or not result["warnings"]
@@ -367,10 +375,12 @@ def test_root_listing_with_a_project_twice_warns(crafted, wheel, run_module):
 
 def _json_page(crafted, wheel, **entry: t.Any) -> dict[str, t.Any]:
     doc = {
-        "meta": {"api-version": "1.1"},
+        "meta": {"api-version": "1.1"},  # with PEP 700's fields, which 1.1 requires
         "name": NAME,
+        "versions": ["1.0.0"],
         "files": [dict({"filename": wheel["filename"], "url": f"/packages/{wheel['filename']}",
-                        "hashes": {"sha256": wheel["sha256"]}, "requires-python": ">=3.8"}, **entry)],
+                        "hashes": {"sha256": wheel["sha256"]}, "requires-python": ">=3.8",
+                        "size": wheel["size"], "upload-time": cf.utc_text(time.time())}, **entry)],
     }  # fmt: skip
     crafted.routes[f"/simple/{NAME}/"] = (200, JSON_CT, json.dumps(doc).encode(), {})
     return doc
