@@ -35,10 +35,17 @@ class S3Spec(t.NamedTuple):
     secret_key: str = "pypi-ops-secret"
     python: str = sys.executable
     mount_options: tuple[str, ...] = ()
+    # More than 1: the same bucket mounted that many times, by separate s3fs processes (one per replica, the way
+    # two nodes would each mount it); mount i > 0 is at <mount_dir>-<i>.
+    mounts: int = 1
 
     @property
     def mount_dir(self) -> str:
         return self.mountpoint or os.path.join(self.state_dir, "mnt")
+
+    @property
+    def mount_dirs(self) -> list[str]:
+        return [self.mount_dir] + [f"{self.mount_dir}-{i}" for i in range(1, max(1, self.mounts))]
 
 
 def fuse_problem() -> str | None:
@@ -64,8 +71,13 @@ def describe(state: dict[str, t.Any] | None) -> dict[str, t.Any]:
     moto_ok = ls.pid_alive(state.get("moto_pid"), state.get("moto_token"))
     s3fs_ok = ls.pid_alive(state.get("s3fs_pid"), state.get("s3fs_token"))
     mounted = os.path.ismount(state.get("mountpoint", ""))
+    extra = state.get("extra_mounts") or []
+    extra_ok = all(
+        ls.pid_alive(m.get("s3fs_pid"), m.get("s3fs_token")) and os.path.ismount(m.get("mountpoint", "")) for m in extra
+    )
     return {
-        "running": moto_ok and s3fs_ok and mounted,
+        "running": moto_ok and s3fs_ok and mounted and extra_ok,
+        "mountpoints": [state.get("mountpoint")] + [m.get("mountpoint") for m in extra],
         "endpoint_url": f"http://127.0.0.1:{state.get('port')}",
         "region": REGION,
         "bucket": state.get("bucket"),
@@ -99,7 +111,12 @@ def start(spec: S3Spec, timeout: float = 30.0) -> tuple[bool, dict[str, t.Any]]:
     os.makedirs(spec.state_dir, mode=0o700, exist_ok=True)
     state = read_state(spec.state_dir)
     current = describe(state)
-    if current["running"] and state.get("bucket") == spec.bucket and state.get("prefix") == spec.prefix:
+    if (
+        current["running"]
+        and state.get("bucket") == spec.bucket
+        and state.get("prefix") == spec.prefix
+        and current["mountpoints"] == spec.mount_dirs
+    ):
         return False, current
     stop(spec.state_dir)
     port = spec.port or ls.free_port()
@@ -131,49 +148,17 @@ def start(spec: S3Spec, timeout: float = 30.0) -> tuple[bool, dict[str, t.Any]]:
         fd = os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(f"{spec.access_key}:{spec.secret_key}\n")
-        os.makedirs(spec.mount_dir, exist_ok=True)
-        if os.listdir(spec.mount_dir):
-            raise ls.ServerError(f"Mountpoint {spec.mount_dir} is not empty; empty it or choose another mountpoint.")
         source = f"{spec.bucket}:/{spec.prefix.strip('/')}" if spec.prefix.strip("/") else spec.bucket
-        log = os.path.join(spec.state_dir, "s3fs.log")
-        s3fs, s3fs_token, s3fs_off = ls.spawn_detached(
-            [
-                "s3fs",
-                source,
-                spec.mount_dir,
-                "-f",
-                "-o",
-                f"url={endpoint}",
-                "-o",
-                "use_path_request_style",
-                "-o",
-                f"passwd_file={passwd}",
-                "-o",
-                "stat_cache_expire=1",
-                "-o",
-                f"endpoint={REGION}",
-                *[arg for opt in spec.mount_options for arg in ("-o", opt)],
-            ],
-            log,
-            spec.state_dir,
-        )
-        state.update(s3fs_pid=s3fs.pid, s3fs_token=s3fs_token)
-        _write(spec.state_dir, state)
-        delay = 0.02
-        while not os.path.ismount(spec.mount_dir):
-            if not ls.pid_alive(s3fs.pid, s3fs_token):
-                raise ls.ServerError(
-                    "s3fs exited before the bucket was mounted; read its log below (FUSE, credentials, endpoint).",
-                    ls.tail_since(log, s3fs_off),
+        for index, mount_dir in enumerate(spec.mount_dirs):
+            log = os.path.join(spec.state_dir, "s3fs.log" if index == 0 else f"s3fs-{index}.log")
+            pid, token = _mount(spec, source, endpoint, passwd, mount_dir, log, deadline, timeout)
+            if index == 0:
+                state.update(s3fs_pid=pid, s3fs_token=token)
+            else:
+                state.setdefault("extra_mounts", []).append(
+                    {"mountpoint": mount_dir, "s3fs_pid": pid, "s3fs_token": token}
                 )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ls.ServerError(
-                    f"s3fs did not mount the bucket within {timeout:g}s; read its log below, or raise the timeout.",
-                    ls.tail_since(log, s3fs_off),
-                )
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 0.5)
+            _write(spec.state_dir, state)
     except ls.ServerError:
         stop(spec.state_dir)
         raise
@@ -181,8 +166,57 @@ def start(spec: S3Spec, timeout: float = 30.0) -> tuple[bool, dict[str, t.Any]]:
         tail = ls.tail_since(os.path.join(spec.state_dir, "moto.log"), moto_off)
         stop(spec.state_dir)
         raise ls.ServerError(f"Could not prepare the bucket on {endpoint}: {exc}.", tail) from None
-    moto.returncode = s3fs.returncode = 0  # both stay running, detached; no ResourceWarning
+    moto.returncode = 0  # it stays running, detached; no ResourceWarning
     return True, describe(state)
+
+
+def _mount(
+    spec: S3Spec, source: str, endpoint: str, passwd: str, mount_dir: str, log: str, deadline: float, timeout: float
+) -> tuple[int, str | None]:
+    """One s3fs process mounting ``source`` on ``mount_dir``; waits for the mount. (pid, start token)."""
+    os.makedirs(mount_dir, exist_ok=True)
+    if os.listdir(mount_dir):
+        raise ls.ServerError(f"Mountpoint {mount_dir} is not empty; empty it or choose another mountpoint.")
+    s3fs, s3fs_token, s3fs_off = ls.spawn_detached(
+        [
+            "s3fs",
+            source,
+            mount_dir,
+            "-f",
+            "-o",
+            f"url={endpoint}",
+            "-o",
+            "use_path_request_style",
+            "-o",
+            f"passwd_file={passwd}",
+            "-o",
+            "stat_cache_expire=1",
+            "-o",
+            f"endpoint={REGION}",
+            *[arg for opt in spec.mount_options for arg in ("-o", opt)],
+        ],
+        log,
+        spec.state_dir,
+    )
+    delay = 0.02
+    while not os.path.ismount(mount_dir):
+        if not ls.pid_alive(s3fs.pid, s3fs_token):
+            raise ls.ServerError(
+                "s3fs exited before the bucket was mounted; read its log below (FUSE, credentials, endpoint).",
+                ls.tail_since(log, s3fs_off),
+            )
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            if ls.pid_alive(s3fs.pid, s3fs_token):
+                ls.terminate(s3fs.pid, s3fs_token)
+            raise ls.ServerError(
+                f"s3fs did not mount the bucket within {timeout:g}s; read its log below, or raise the timeout.",
+                ls.tail_since(log, s3fs_off),
+            )
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.5)
+    s3fs.returncode = 0  # it stays running, detached; no ResourceWarning
+    return s3fs.pid, s3fs_token
 
 
 def unmount(path: str) -> bool:
@@ -202,8 +236,13 @@ def stop(state_dir: str) -> dict[str, t.Any]:
     state = read_state(state_dir)
     if not state:
         return {"changed": False, "unmounted": True, "running": False}
-    unmounted = unmount(state.get("mountpoint", ""))
+    extra = state.get("extra_mounts") or []
+    unmounted = all([unmount(m.get("mountpoint", "")) for m in extra])
+    unmounted = unmount(state.get("mountpoint", "")) and unmounted
     stopped = False
+    for mount in extra:
+        if mount.get("s3fs_pid"):
+            stopped = ls.terminate(mount["s3fs_pid"], mount.get("s3fs_token")) or stopped
     for key in ("s3fs", "moto"):
         if state.get(f"{key}_pid"):
             stopped = ls.terminate(state[f"{key}_pid"], state.get(f"{key}_token")) or stopped

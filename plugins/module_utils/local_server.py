@@ -163,6 +163,17 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+def wait_port_free(port: int | None, host: str, seconds: float) -> None:
+    """Wait (bounded) until nothing holds ``port``; returns either way (the caller reports a port still taken)."""
+    if not port:
+        return
+    deadline = time.monotonic() + seconds
+    delay = 0.02
+    while port_in_use(port, host) and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
 # ---------------------------------------------------------------- state
 
 
@@ -287,6 +298,9 @@ def start(spec: Spec, state_dir: str, timeout: float = 30.0, force_restart: bool
             return False, describe(state)
     if running:
         terminate(state["pid"], state.get("pid_start"))
+        # the stopped server's port can stay taken for a moment after it exited (its sockets are still being torn
+        # down, seen behind the replicas' nginx front): give it a short, bounded while
+        wait_port_free(port, spec.host, 5.0)
     if not port:
         port = free_port(spec.host)
     elif port_in_use(port, spec.host):

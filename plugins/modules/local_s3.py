@@ -65,6 +65,15 @@ options:
     elements: str
     default: []
     version_added: "0.4.0"
+  mounts:
+    description:
+      - How many times the bucket is mounted, each by its own s3fs process, the way each node running a replica
+        would mount it. Mount 1 is at O(mountpoint); mount N above 1 at O(mountpoint)-N (for example C(mnt-1)).
+      - The local targets mount one per pypiserver replica (C(pypi_local_replicas)). Changing it restarts the S3
+        server, which forgets the bucket's objects.
+    type: int
+    default: 1
+    version_added: "0.5.0"
   timeout:
     description: Seconds to wait for the S3 server and the mount.
     type: float
@@ -96,6 +105,11 @@ s3:
     prefix: {description: Mounted key prefix., type: str}
     mountpoint: {description: Mount directory., type: str}
     mounted: {description: Whether the mountpoint is a mount., type: bool}
+    mountpoints:
+      description: Every mount of the bucket, the first being O(mountpoint).
+      type: list
+      elements: str
+      version_added: "0.5.0"
     unmounted: {description: After V(stopped), whether the mount is gone., type: bool}
 log_tail:
   description: Last lines of the failing process's log.
@@ -123,6 +137,7 @@ def main() -> None:
         access_key=dict(type="str", default="pypi-ops", no_log=False),
         secret_key=dict(type="str", default="pypi-ops-secret", no_log=True),
         mount_options=dict(type="list", elements="str", default=[]),
+        mounts=dict(type="int", default=1),
         timeout=dict(type="float", default=30.0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -149,7 +164,10 @@ def main() -> None:
             access_key=p["access_key"],
             secret_key=p["secret_key"],
             mount_options=tuple(p["mount_options"]),
+            mounts=p["mounts"],
         )
+        if not 1 <= spec.mounts <= 16:
+            module.fail_json(msg=f"mounts is {spec.mounts}; mount the bucket 1 to 16 times (one per replica).")
         changed, out = local_s3.start(spec, p["timeout"])
     except ls.ServerError as exc:
         module.fail_json(msg=exc.msg, log_tail=exc.log_tail)
