@@ -15,11 +15,12 @@ PLAYBOOK := $(VENV)/bin/ansible-playbook
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev verify verify-s3 verify-k8s cluster-build cluster-up cluster-down cluster-status verify-url test test-fast lint constraints clean doc molecule soak bench
+.PHONY: help venv dev verify verify-s3 verify-replicas verify-k8s cluster-build cluster-up cluster-down cluster-status verify-url test test-fast lint constraints clean doc molecule soak bench
 
 help:
 	@echo "make verify   - run the full suite on the embedded local pypiserver (reports/)"
 	@echo "make verify-s3- the same on a pypiserver whose package dir is an s3fs mount of a moto bucket"
+	@echo "make verify-replicas - the suite on 2 replicas (each its own s3fs mount, simple-dir) behind an nginx front"
 	@echo "make verify-k8s - the suite on Kubernetes: KUBECONFIG's cluster, else the local one (make cluster-up)"
 	@echo "make cluster-up / cluster-down / cluster-status - the project's own single-node Kubernetes"
 	@echo "make molecule - molecule test of extensions/molecule/ default and s3 (SCENARIO=s3 for one)"
@@ -63,6 +64,13 @@ verify: $(VENV)/.runtime
 # The full suite on the local S3-backed target: moto on 127.0.0.1, bucket mounted with s3fs (FUSE).
 verify-s3: $(VENV)/.s3
 	cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_target=local_s3 $(ARGS)
+
+# The suite on two pypiserver replicas behind the collection's nginx front (round robin), each serving its own s3fs
+# mount of one bucket, with --backend simple-dir: the replicas test reads every replica directly (read-after-write).
+# -e pypi_local_backend=cached-dir shows the stale replica it exists to catch.
+verify-replicas: $(VENV)/.s3
+	cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_target=local_s3 -e pypi_local_replicas=2 \
+	  -e pypi_local_backend=simple-dir $(ARGS)
 
 # The suite against a cluster: helm upgrade --install of charts/pypiserver, port-forward, tests, helm test.
 # With no KUBECONFIG given, it runs on the project's own local cluster (brought up first if it is not up).

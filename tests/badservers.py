@@ -17,13 +17,14 @@ import datetime
 import http.client
 import ipaddress
 import json
+import re
 import socket
 import ssl
 import threading
 import typing as t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 # A host name that can never resolve (RFC 6761 reserves .invalid).
 UNRESOLVABLE_HOST = "pypi-ops-no-such-host.invalid"
@@ -438,3 +439,283 @@ def make_certs(directory: Path) -> Certs:
         other_host=leaf("other-host", ["pypi.other-host.invalid"], now - day, now + 30 * day),
         self_signed=leaf("self-signed", local, now - day, now + 30 * day, self_signed=True),
     )
+
+
+# ---------------------------------------------------------------- real index layouts (issue 16, part 6)
+
+
+def _relay(req: _Handler, upstream: tuple[str, int], path: str) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    """Send ``req`` (method, headers, body) to ``upstream`` at ``path``; (status, reason, headers, body)."""
+    length = int(req.headers.get("Content-Length") or 0)
+    body = req.rfile.read(length) if length else b""
+    conn = http.client.HTTPConnection(*upstream, timeout=60)
+    try:
+        conn.putrequest(req.command, path, skip_host=True, skip_accept_encoding=True)
+        for key, value in req.headers.items():
+            if key.lower() not in HOP | {"content-length"}:
+                conn.putheader(key, value)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, resp.reason, resp.getheaders(), data
+    finally:
+        conn.close()
+
+
+def _send(req: _Handler, status: int, reason: str, headers: list[tuple[str, str]], data: bytes) -> None:
+    req.send_response(status, reason)
+    head = req.command == "HEAD"  # keeps the upstream's Content-Length: the size of the body a GET gets
+    for key, value in headers:
+        if head or key.lower() not in HOP | {"content-length"}:
+            req.send_header(key, value)
+    if not head:
+        req.send_header("Content-Length", str(len(data)))
+    req.end_headers()
+    if req.command != "HEAD":
+        req.wfile.write(data)
+
+
+class FileHost(_Managed):
+    """Another origin (``localhost`` on its own port) that serves a real pypiserver's files, as a CDN or object store.
+
+    ``GET /files/<file>`` answers the bytes of the upstream's ``/packages/<file>``; with ``corrupt`` the bytes are
+    altered (one byte flipped: the wrong file behind an advertised URL). Every other path is relayed unchanged, so
+    that ``/simple/<name>/`` here is a real project page served by a foreign origin (a foreign index). ``served``
+    lists the paths it answered.
+    """
+
+    def __init__(self, upstream: str, corrupt: bool = False, host: str = "localhost"):
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.corrupt = corrupt
+        self.served: list[str] = []
+
+        class Handler(_Handler):
+            def do_GET(self) -> None:
+                self.owner.respond(self)
+
+            do_HEAD = do_GET
+
+        super().__init__(Handler, None, host)
+
+    def respond(self, req: _Handler) -> None:
+        self.count()
+        path = req.path
+        self.served.append(path)
+        is_file = path.startswith("/files/")
+        status, reason, headers, data = _relay(req, self.upstream, "/packages/" + path[7:] if is_file else path)
+        if is_file and status == 200 and self.corrupt and data:
+            flipped = bytearray(data)
+            flipped[len(flipped) // 2] ^= 0xFF
+            data = bytes(flipped)
+        _send(req, status, reason, headers, data)
+
+
+_HREF_ATTR = re.compile(r'href="([^"]*)"')
+
+
+class LayoutIndex(_Managed):
+    """A real pypiserver behind a front that lays the index out the way other real indexes do.
+
+    - ``absolute``: project pages link every file by an absolute URL on ``files`` (another origin), as PyPI links
+      files.pythonhosted.org;
+    - ``redirect``: project pages are unchanged, and a file URL answers 302 to the same file on ``files``, as
+      Artifactory redirects to object storage;
+    - ``foreign_page``: a project page answers 302 to the same page on ``files`` (another index: a fallback);
+    - ``api_root``: ``GET /`` answers JSON (an API-only server without a web page);
+    - ``root_500``: ``GET /`` answers 500.
+
+    Everything else (uploads to ``/``, ``/simple/``, ``/health``) is relayed to the pypiserver unchanged.
+    """
+
+    LAYOUTS = ("absolute", "redirect", "foreign_page", "api_root", "root_500")
+
+    def __init__(self, upstream: str, layout: str, files: FileHost | None = None):
+        if layout not in self.LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; one of {self.LAYOUTS}")
+        if layout in ("absolute", "redirect", "foreign_page") and files is None:
+            raise ValueError(f"layout {layout!r} needs a FileHost")
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.layout = layout
+        self.files = files
+
+        class Handler(_Handler):
+            def do_GET(self) -> None:
+                self.owner.respond(self)
+
+            do_POST = do_GET
+            do_HEAD = do_GET
+
+        super().__init__(Handler, None, "")
+
+    def respond(self, req: _Handler) -> None:
+        self.count()
+        path = req.path.split("?")[0]
+        segments = [s for s in path.split("/") if s]
+        project_page = len(segments) == 2 and segments[0] == "simple"
+        is_file = len(segments) == 2 and segments[0] == "packages"
+        if path == "/" and req.command in ("GET", "HEAD") and self.layout in ("api_root", "root_500"):
+            req._drain()
+            if self.layout == "api_root":
+                req._answer(200, JSON_DOC, "application/json")
+            else:
+                req._answer(500, b"<html><body><h1>500 Internal Server Error</h1></body></html>")
+            return
+        if self.files is not None and req.command in ("GET", "HEAD"):
+            if self.layout == "foreign_page" and project_page:
+                req._answer(302, b"", headers={"Location": self.files.url.rstrip("/") + req.path})
+                return
+            if self.layout == "redirect" and is_file:
+                req._answer(302, b"", headers={"Location": self.files.url + "files/" + segments[1]})
+                return
+        status, reason, headers, data = _relay(req, self.upstream, req.path)
+        if self.layout == "absolute" and project_page and status == 200:
+            data = _HREF_ATTR.sub(lambda m: f'href="{self._absolute(req.path, m.group(1))}"', data.decode()).encode()
+        _send(req, status, reason, headers, data)
+
+    def _absolute(self, page_path: str, href: str) -> str:
+        target = urljoin(f"http://index{page_path}", href)
+        parts = urlsplit(target)
+        if not parts.path.startswith("/packages/") or self.files is None:
+            return href
+        fragment = f"#{parts.fragment}" if parts.fragment else ""
+        return f"{self.files.url}files/{parts.path[len('/packages/') :]}{fragment}"
+
+
+# ---------------------------------------------------------------- a PEP 700 JSON front on a real pypiserver
+
+PEP691_JSON = "application/vnd.pypi.simple.v1+json"
+_HREF = re.compile(r"""<a\s[^>]*href\s*=\s*["']([^"']+)["'][^>]*>""", re.I)
+
+
+class Pep700Front(_Managed):
+    """A real HTTP front of a real pypiserver that serves PEP 691 JSON with PEP 700 fields (pypiserver 2.4.2 has none).
+
+    Everything is passed through to the pypiserver unchanged (uploads, files, HTML pages) except a project page
+    asked for with the JSON media type in ``Accept`` (as pip and uv ask): that is answered with a PEP 691 document
+    built from pypiserver's own page for it, with ``meta.api-version`` 1.1, ``versions`` and, per file, its
+    ``hashes`` (the page's fragment), ``size`` and ``upload-time`` taken from a HEAD request for the file
+    (``Content-Length``, and ``Last-Modified``, which pypiserver sets from the stored file's mtime: the upload).
+
+    ``variant`` serves one field wrong, for the tests that must catch it: ``api_1_0`` (api-version 1.0),
+    ``wrong_size`` (size + 1), ``future_time`` (upload-time a day ahead), ``stale_time`` (upload-time in 2001),
+    ``no_versions`` (an empty ``versions``), ``no_upload_time`` (api-version 1.1 without upload-time).
+    """
+
+    VARIANTS = ("good", "api_1_0", "wrong_size", "future_time", "stale_time", "no_versions", "no_upload_time")
+
+    def __init__(self, upstream: str, variant: str = "good"):
+        if variant not in self.VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; one of {self.VARIANTS}")
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.variant = variant
+        self.json_pages = 0
+
+        class Handler(_Handler):
+            def do_GET(self) -> None:
+                accept = self.headers.get("Accept", "")
+                if self.command == "GET" and PEP691_JSON in accept and self.path.startswith("/simple/"):
+                    if self.path.rstrip("/") != "/simple" and self.owner.json_page(self):
+                        return
+                self.owner.forward(self)
+
+            do_POST = do_GET
+            do_HEAD = do_GET
+
+        super().__init__(Handler, None, "")
+
+    def _upstream(self, method: str, path: str, accept: str = "*/*") -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection(*self.upstream, timeout=30)
+        try:
+            conn.request(method, path, headers={"Accept": accept})
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+    def document(self, path: str, html: str) -> dict[str, t.Any]:
+        """The PEP 691/700 document for pypiserver's project page ``html`` at ``path``."""
+        from email.utils import parsedate_to_datetime
+
+        now = datetime.datetime.now(datetime.UTC)
+        files, versions = [], []
+        for href in _HREF.findall(html):
+            url, _, fragment = href.partition("#")
+            filename = url.rsplit("/", 1)[-1]
+            if filename.endswith(".whl"):
+                version = filename.split("-")[1]
+            else:
+                version = filename.rsplit("-", 1)[-1].removesuffix(".tar.gz").removesuffix(".zip")
+            versions.append(version)
+            algo, _, digest = fragment.partition("=")
+            status, headers, _ = self._upstream("HEAD", url)
+            entry: dict[str, t.Any] = {"filename": filename, "url": url, "hashes": {algo: digest} if digest else {}}
+            if status == 200:
+                entry["size"] = int(headers.get("content-length", "0"))
+                uploaded = parsedate_to_datetime(headers["last-modified"]).astimezone(datetime.UTC)
+                if self.variant == "wrong_size":
+                    entry["size"] += 1
+                if self.variant == "future_time":
+                    uploaded = now + datetime.timedelta(days=1)
+                if self.variant == "stale_time":
+                    uploaded = datetime.datetime(2001, 1, 1, tzinfo=datetime.UTC)
+                if self.variant != "no_upload_time":
+                    entry["upload-time"] = uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            files.append(entry)
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        return {
+            "meta": {"api-version": "1.0" if self.variant == "api_1_0" else "1.1"},
+            "name": name,
+            "versions": [] if self.variant == "no_versions" else sorted(set(versions)),
+            "files": files,
+        }
+
+    def json_page(self, req: _Handler) -> bool:
+        """Answer ``req`` with JSON when pypiserver has the page; False to pass it through as it is."""
+        self.count()
+        try:
+            status, _headers, body = self._upstream("GET", req.path, "text/html")
+            if status != 200:
+                return False
+            doc = self.document(req.path, body.decode("utf-8", "replace"))
+        except (OSError, KeyError, ValueError):
+            return False
+        self.json_pages += 1
+        req._answer(200, json.dumps(doc).encode(), PEP691_JSON)
+        return True
+
+    def forward(self, req: _Handler) -> None:
+        self.count()
+        length = int(req.headers.get("Content-Length") or 0)
+        conn = http.client.HTTPConnection(*self.upstream, timeout=60)
+        try:
+            conn.putrequest(req.command, req.path, skip_host=True, skip_accept_encoding=True)
+            for key, value in req.headers.items():
+                if key.lower() not in HOP:
+                    conn.putheader(key, value)
+            conn.endheaders()
+            remaining = length
+            while remaining > 0:
+                block = req.rfile.read(min(1 << 20, remaining))
+                if not block:
+                    break
+                conn.send(block)
+                remaining -= len(block)
+            resp = conn.getresponse()
+            body = resp.read()
+            req.send_response(resp.status, resp.reason)
+            for key, value in resp.getheaders():
+                if key.lower() not in HOP | {"content-length"}:
+                    req.send_header(key, value)
+            size = resp.getheader("Content-Length") if req.command == "HEAD" else None  # HEAD: the file's size
+            req.send_header("Content-Length", size or str(len(body)))
+            req.end_headers()
+            if req.command != "HEAD":
+                req.wfile.write(body)
+        except OSError:
+            req.close_connection = True
+        finally:
+            conn.close()

@@ -40,6 +40,15 @@ options:
     description: Require an HTML content type.
     type: bool
     default: false
+  skip_non_html:
+    description:
+      - With O(expect_html), an acceptable answer (O(status)) that is not HTML, for example JSON from an API-only
+        server without a web page, does not fail the task. The result then has RV(html=false) and a
+        RV(skip_reason) naming the content type, and no link of O(follow_links) is followed.
+      - A status outside O(status) still fails, and so does a missing or broken link on an HTML page.
+    type: bool
+    default: false
+    version_added: "0.5.0"
   follow_links:
     description:
       - Path endings the page must link to, for example V(/simple/) and V(/packages/) on a pypiserver's root page.
@@ -111,6 +120,16 @@ elapsed:
   description: Seconds for the successful request.
   returned: success
   type: float
+html:
+  description: Whether the answer's content type is HTML.
+  returned: success
+  type: bool
+  version_added: "0.5.0"
+skip_reason:
+  description: Why there is nothing to check (the answer is not HTML), one sentence naming the content type.
+  returned: success with O(skip_non_html=true) and an answer that is not HTML
+  type: str
+  version_added: "0.5.0"
 links:
   description: Href targets of the anchors in an HTML body (at most 200).
   returned: success
@@ -175,7 +194,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
             status = resp.status_code
             if status in p["status"]:
                 result = _ok(module, resp, time.monotonic() - start, attempts)
-                if p["follow_links"]:
+                if p["follow_links"] and "skip_reason" not in result:
                     result["followed"] = _follow_links(module, session, resp, opts, result)
                 if p["compare_anonymous"] and opts.has_credentials:
                     result.update(_compare_anonymous(module, session, p, opts))
@@ -263,9 +282,15 @@ def _ok(module: AnsibleModule, resp: t.Any, elapsed: float, attempts: int) -> di
         "final_url": httputil.redact_url(resp.url),
         "attempts": attempts,
         "links": [],
+        "html": "html" in ctype.lower(),
     }
-    if "html" in ctype.lower():
+    if result["html"]:
         result["links"] = _HREF.findall(resp.text)[:200]
+    elif module.params["expect_html"] and module.params["skip_non_html"]:
+        result["skip_reason"] = (
+            f"{httputil.redact_url(resp.url)} answered {resp.status_code} with Content-Type {ctype or 'none'!r}, not "
+            "HTML: the server has no web page (an API-only root), so there is no page to check."
+        )
     elif module.params["expect_html"]:
         module.fail_json(
             msg=f"{httputil.redact_url(resp.url)} answered {resp.status_code} with Content-Type {ctype or 'none'!r}, not HTML; "
@@ -280,6 +305,7 @@ def main() -> None:
         url=dict(type="str", required=True),
         status=dict(type="list", elements="int", default=[200]),
         expect_html=dict(type="bool", default=False),
+        skip_non_html=dict(type="bool", default=False),
         wait=dict(type="float", default=0.0),
         follow_redirects=dict(type="bool", default=True),
         method=dict(type="str", default="GET", choices=["GET", "POST"]),

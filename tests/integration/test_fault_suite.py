@@ -50,11 +50,14 @@ LOCAL_PASSED = {
     "connection",
     "web_ui",
     "simple_index",
+    "fallback",
     "upload",
     "download",
     "list",
     "index_conformance",
+    "cooldown",
     "multiple_versions",
+    "dependencies",
     "persistence",
     "storage",
     "auth",
@@ -64,7 +67,7 @@ LOCAL_PASSED = {
     "load",
     "clients",
 }
-LOCAL_SKIPPED = {"s3_connectivity", "s3_upload", "s3_download", "helm_test"}
+LOCAL_SKIPPED = {"s3_connectivity", "s3_upload", "s3_download", "helm_test", "replicas"}  # replicas: one server
 URL_SKIPPED = LOCAL_SKIPPED | {"persistence", "storage"}
 URL_PASSED = LOCAL_PASSED - URL_SKIPPED
 
@@ -282,6 +285,13 @@ FAULTS = [
         {"multiple_versions": r"-mv==1\.0\.1 with bytes whose sha256 differs from the hash in its own index"},
         target="url",
         proxy={"swap": (r"_mv-1\.0\.1-", "_mv-1.0.0-")},
+    ),
+    Fault(
+        "fallback_on",
+        "the server redirects projects it does not hold to pypi.org (pypiserver's default --fallback-url)",
+        frozenset({"fallback"}),
+        {"fallback": r"redirects the unknown project .* to https://pypi\.org/simple/.*--disable-fallback"},
+        extra={"pypi_local_fallback_url": "https://pypi.org/simple/"},
     ),
     Fault(
         "overwrite_allowed",

@@ -63,3 +63,40 @@ def test_a_broken_or_missing_link_fails_naming_it(page_server, run_module):
     assert res.failed
     assert "/gone/packages/ answered HTTP 404" in res["msg"] and "no link to /docs/" in res["msg"]
     assert [f["status"] for f in res["followed"]] == [200, 404, None]
+
+
+# skip_non_html (the web_ui test's view of a root): real servers from tests/badservers.py
+WEB_UI = {"expect_html": True, "skip_non_html": True, "follow_links": LINKS}
+
+
+def test_json_root_is_a_named_skip_not_a_failure(run_module):
+    from tests.badservers import BadServer
+
+    with BadServer("json") as server:
+        res = run_module(http_check, {"url": server.url, **WEB_UI})
+        assert not res.failed, res
+        assert res["html"] is False and "followed" not in res
+        assert "Content-Type 'application/json'" in res["skip_reason"] and "no web page" in res["skip_reason"]
+        # without skip_non_html the same root still fails, as before
+        res = run_module(http_check, {"url": server.url, "expect_html": True, "follow_links": LINKS})
+        assert res.failed and "not HTML" in res["msg"], res
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_error_root_still_fails_with_skip_non_html(run_module, status):
+    from tests.badservers import BadServer
+
+    with BadServer("status", status=status) as server:
+        res = run_module(http_check, {"url": server.url, **WEB_UI})
+        assert res.failed and f"answered HTTP {status}" in res["msg"], res
+
+
+def test_broken_link_on_html_root_still_fails_with_skip_non_html(page_server, run_module):
+    res = run_module(http_check, {"url": page_server, **WEB_UI})
+    assert res.failed and "does not lead where it should" in res["msg"] and "/gone/packages/" in res["msg"], res
+
+
+def test_html_root_is_checked_as_before_with_skip_non_html(pypiserver, run_module):
+    res = run_module(http_check, {"url": pypiserver.url, **WEB_UI})
+    assert not res.failed and res["html"] is True and "skip_reason" not in res, res
+    assert [f["status"] for f in res["followed"]] == [200, 200]
