@@ -195,14 +195,4 @@ def start(
 
 
 def stop(state_dir: str, timeout: float = 10.0) -> tuple[bool, dict[str, t.Any]]:
-    state = read_state(state_dir)
-    if not state:
-        return False, {"running": False, "upstreams": []}
-    stopped = ls.terminate(state.get("pid"), state.get("pid_start"), timeout)
-    try:
-        os.unlink(os.path.join(state_dir, STATE_FILE))
-    except FileNotFoundError:
-        pass
-    out = describe(state)
-    out["running"] = False
-    return stopped, out
+    return ls.stop_recorded(state_dir, STATE_FILE, describe, timeout, {"running": False, "upstreams": []})

@@ -411,18 +411,30 @@ def tail_since(path: str, offset: int, lines: int = 20) -> list[str]:
     return text.splitlines()[-lines:]
 
 
-def stop(state_dir: str, timeout: float = 10.0) -> tuple[bool, dict]:
-    state = read_state(state_dir)
+def stop_recorded(
+    state_dir: str,
+    name: str,
+    describe_state: t.Callable[[dict[str, t.Any] | None], dict[str, t.Any]],
+    timeout: float,
+    empty: dict[str, t.Any],
+) -> tuple[bool, dict[str, t.Any]]:
+    """Stop the process a state file ``name`` records (by PID and start token) and remove the file; (stopped, its
+    description with running false), or (False, ``empty``) when nothing is recorded."""
+    state = read_state(state_dir, name)
     if not state:
-        return False, {"running": False}
+        return False, dict(empty)
     stopped = terminate(state.get("pid"), state.get("pid_start"), timeout)
     try:
-        os.unlink(os.path.join(state_dir, STATE_FILE))
+        os.unlink(os.path.join(state_dir, name))
     except FileNotFoundError:
         pass
-    out = describe(state)
+    out = describe_state(state)
     out["running"] = False
     return stopped, out
+
+
+def stop(state_dir: str, timeout: float = 10.0) -> tuple[bool, dict]:
+    return stop_recorded(state_dir, STATE_FILE, describe, timeout, {"running": False})
 
 
 def status(state_dir: str, timeout: float = 5.0) -> dict[str, t.Any]:

@@ -66,6 +66,21 @@ def _fetched(urls: t.Iterable[str], watch: t.Sequence[str]) -> dict[str, bool]:
     return {w: w in names for w in watch}
 
 
+def _raise_on_timeout(
+    res: runner.RunResult, what: str, requirement: str, index_url: str, opts: http.ClientOptions, timeout: float,
+    tail: list[str],
+) -> None:  # fmt: skip
+    """A client cut off by its timeout (or by the deadline, which the message then names) fails in one sentence."""
+    if res.timed_out:
+        raise ResolveError(
+            opts.deadline.explain_timeout(
+                f"{what} {requirement} from {http.redact_url(index_url)} did not finish within {timeout:g}s.",
+                f"during {what} {requirement}",
+            ),
+            tail,
+        )
+
+
 def _install_pip(
     module: t.Any | None,
     work: str,
@@ -90,14 +105,7 @@ def _install_pip(
         module, argv, timeout, env=pr.pip_env(netrc, opts.ca_path if opts.validate_certs else None), cwd=work
     )
     tail = runner.tail(res.text, 20).splitlines()
-    if res.timed_out:
-        raise ResolveError(
-            opts.deadline.explain_timeout(
-                f"pip install {requirement} from {http.redact_url(index_url)} did not finish within {timeout:g}s.",
-                f"during pip install {requirement}",
-            ),
-            tail,
-        )
+    _raise_on_timeout(res, "pip install", requirement, index_url, opts, timeout, tail)
     if res.rc != 0:
         spec = pr.InstallSpec(index_url=index_url, name=project_of(requirement))
         raise ResolveError(
@@ -134,14 +142,7 @@ def _install_uv(
     res = runner.run(module, ur.scrubbed(argv, env), timeout, env=env, cwd=work)
     quiet = "\n".join(line for line in res.text.splitlines() if not line.startswith(("DEBUG", "TRACE")))
     tail = runner.tail(quiet, 20).splitlines()
-    if res.timed_out:
-        raise ResolveError(
-            opts.deadline.explain_timeout(
-                f"uv pip install {requirement} from {http.redact_url(index_url)} did not finish within {timeout:g}s.",
-                f"during uv pip install {requirement}",
-            ),
-            tail,
-        )
+    _raise_on_timeout(res, "uv pip install", requirement, index_url, opts, timeout, tail)
     if res.rc != 0:
         spec = ur.UvInstallSpec(index_url=index_url, name=project_of(requirement))
         raise ResolveError(
