@@ -71,3 +71,11 @@ def test_one_replica_skips_with_the_reason(tmp_path):
     rep = run.results["replicas"]
     assert rep["status"] == "skipped", run.results
     assert "reaches 1 replica(s) directly" in rep["reason"] and "pypi_local_replicas: 2" in rep["reason"], rep
+
+
+def test_fewer_replicas_than_expected_fail(tmp_path):
+    run = run_playbook(VERIFY, tmp_path, {"pypi_replicas_expected": 2}, args=["--tags", "replicas"], timeout=180)
+    assert run.rc != 0
+    rep = run.results["replicas"]
+    assert rep["status"] == "failed", run.results
+    assert "reaches 1 replica(s) directly" in rep["reason"] and "fewer than pypi_replicas_expected (2)" in rep["reason"]
