@@ -52,6 +52,7 @@ _PIP_CONNECT = re.compile(r"Starting new (HTTPS?) connection \(\d+\): ([^\s:]+)(
 _PIP_STATUS = re.compile(r'^(https?://\S+) "(?:GET|HEAD) (\S+) HTTP/[\d.]+" (\d{3})', re.M)
 _UV_REDIRECT = re.compile(r"Redirecting to `([^`]+)`")
 _UV_REQUEST = re.compile(r"(?:Sending fresh|Sending revalidation) GET request for: (\S+)")
+_PIP_VERDICT = re.compile(r"^(ERROR|WARNING):")
 _NOT_FOUND = {
     "pip": re.compile(r"No matching distribution found for|from versions: none"),
     "uv": re.compile(r"not found in the package registry|No solution found|was not found in the provided package"),
@@ -224,6 +225,15 @@ def origins_in_log(client: str, text: str) -> list[str]:
     return unique
 
 
+def verdict_lines(client: str, text: str) -> list[str]:
+    """The client's own verdict: pip's ERROR/WARNING lines (not -vv's exception info), uv's output without its
+    DEBUG/TRACE log (its error, causes and their wrapped continuations)."""
+    lines = (text or "").splitlines()
+    if client == "pip":
+        return [ln for ln in lines if _PIP_VERDICT.match(ln)]
+    return [ln for ln in lines if not ln.startswith(("DEBUG", "TRACE"))]
+
+
 def judge_client(
     client: str, rc: int, text: str, timed_out: bool, index_url: str, attempts: list[str]
 ) -> dict[str, t.Any]:
@@ -244,7 +254,8 @@ def judge_client(
         "stopped": bool(stopped),
         "not_found": bool(_NOT_FOUND[client].search(text or "")),
         "timed_out": timed_out,
-        "tail": runner.tail("\n".join(ln for ln in (text or "").splitlines() if not ln.startswith(("DEBUG", "  "))), 6),
+        # the client's own verdict lines only: pip -vv prints its exception info, uv -v its DEBUG log
+        "tail": runner.tail("\n".join(verdict_lines(client, text)), 6),
     }
     return out
 

@@ -147,6 +147,7 @@ def test_tags_select_one_test_and_its_prerequisites(tmp_path):
         "connection",
         "web_ui",
         "simple_index",
+        "fallback",
         "upload",
         "download",
         "list",

@@ -42,6 +42,9 @@ def test_an_index_without_fallback_answers_404_and_the_clients_find_nothing(pypi
     for client in ("pip", "uv"):
         assert clients[client]["not_found"] and not clients[client]["elsewhere"] and not clients[client]["resolved"]
     assert "HTTP 404" in reason and "went nowhere else" in reason
+    # the outcome keeps the clients' verdict lines, not pip -vv's exception info or uv's DEBUG log
+    assert "No matching distribution found" in clients["pip"]["tail"] and "Traceback" not in clients["pip"]["tail"]
+    assert "No solution found" in clients["uv"]["tail"] and "DEBUG" not in clients["uv"]["tail"]
     assert not os.listdir(tmp_path)  # the clients' work dir is gone
 
 
