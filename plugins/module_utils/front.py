@@ -144,7 +144,7 @@ def start(
         raise ls.ServerError(
             "nginx is not installed, and the replicas' round-robin front needs it (Debian: apt-get install nginx)."
         )
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    ls.make_private_dirs(state_dir)
     state = read_state(state_dir)
     running = bool(state) and ls.pid_alive(state.get("pid"), state.get("pid_start"))
     port = port or (state.get("port") if state else 0) or 0

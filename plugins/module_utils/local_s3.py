@@ -108,7 +108,8 @@ def start(spec: S3Spec, timeout: float = 30.0) -> tuple[bool, dict[str, t.Any]]:
     problem = fuse_problem()
     if problem:
         raise ls.ServerError(problem + "; run on a machine with FUSE, or use the local target.")
-    os.makedirs(spec.state_dir, mode=0o700, exist_ok=True)
+    # its parent is the target's state directory, which will hold htpasswd and credentials
+    ls.make_private_dirs(spec.state_dir)
     state = read_state(spec.state_dir)
     current = describe(state)
     if (

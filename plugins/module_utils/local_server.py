@@ -177,6 +177,28 @@ def wait_port_free(port: int | None, host: str, seconds: float) -> None:
 # ---------------------------------------------------------------- state
 
 
+def make_private_dirs(path: str) -> None:
+    """Create ``path`` and every missing parent with mode 0700, each in one step.
+
+    ``os.makedirs(path, mode=0o700)`` gives the mode to the last component only; a parent it creates
+    is 0755 (and ``file: state=directory mode=0700`` is mkdir, then chmod): either shows a state
+    directory that will hold credentials to everyone for a moment.
+    """
+    path = os.path.abspath(path)
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+
+
 def read_state(state_dir: str, name: str = STATE_FILE) -> dict[str, t.Any] | None:
     """A JSON state record of a detached process (server, port-forward, S3 server); None if there is none."""
     path = os.path.join(state_dir, name)
@@ -287,7 +309,7 @@ def start(spec: Spec, state_dir: str, timeout: float = 30.0, force_restart: bool
     or ``force_restart`` -> stopped and started again on the same port.
     """
     validate_spec(spec)
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    make_private_dirs(state_dir)
     _prepare_package_dir(spec.package_dir)
     state = read_state(state_dir)
     running = bool(state) and pid_alive(state.get("pid"), state.get("pid_start"))

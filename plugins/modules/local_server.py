@@ -278,7 +278,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
     ht_changed = False
     if htpasswd:
-        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        ls.make_private_dirs(state_dir)
         ht_changed = ls.write_htpasswd(htpasswd, {p["username"]: p["password"]})
     changed, server = ls.start(spec, state_dir, timeout=p["timeout"], force_restart=p["state"] == "restarted")
     result.update(changed=changed or ht_changed, server=server)

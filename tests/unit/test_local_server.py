@@ -265,3 +265,18 @@ def test_htpasswd_of_reads_the_servers_argument():
     )
     assert ls.htpasswd_of({"argv": ["python", "-m", "pypiserver", "run", "-a", ".", "-P", ".", "/pkgs"]}) is None
     assert ls.htpasswd_of(None) is None
+
+
+def test_make_private_dirs_creates_every_missing_parent_0700_even_with_an_open_umask(tmp_path):
+    target = tmp_path / "a" / "b" / "state"
+    old = os.umask(0)
+    try:
+        ls.make_private_dirs(str(target))
+        ls.make_private_dirs(str(target))  # idempotent
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "a", tmp_path / "a" / "b", target):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+    os.chmod(tmp_path, 0o755)
+    ls.make_private_dirs(str(tmp_path / "a" / "other"))
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755, "an existing parent must be left as it was"
