@@ -18,6 +18,9 @@ median of the per-round ratios: absolute times on shared machines are noisy, rat
   5. scaling    index_list vs a raw GET for projects with 10/100/1000 files and /simple/ with
                 10/100/1000 projects; load_test vs the raw loop at N=50/100/200.
   6. ansible    tasks verify.yml runs, time between tasks and per-task dispatch cost (ansible.builtin.ping).
+  7. production index_snapshot (production mode's before/after read) on an index of N projects, at depth
+                names, files and bytes; at depth files also every project page read one by one (the baseline
+                the flat /packages/ listing replaces).
 
 Exit status: 0 all targets met (smoke mode: the run worked), 1 a target was missed, 2 the benchmark
 itself failed (the message says which step). There are no timing assertions anywhere in the tests.
@@ -52,10 +55,12 @@ import requests  # noqa: E402
 from ansible.module_utils.common import warnings as ansible_warnings  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil  # noqa: E402
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls  # noqa: E402
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import traffic, upload  # noqa: E402
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import snapshot, traffic, upload  # noqa: E402
 from ansible_collections.pypi_ops.pypiserver.plugins.modules import (  # noqa: E402
     index_list,
+    index_snapshot,
     load_test,
     package_upload,
 )
@@ -502,6 +507,64 @@ def bench_scaling(
     return figures, data
 
 
+# ------------------------------------------------------------------ 7: production mode on a big index
+
+
+def pages_snapshot(server: Server, depth: str) -> float:
+    """The baseline: the same snapshot with every project page read one by one (no flat listing)."""
+    opts = httputil.ClientOptions(None, None, True, None, 5.0, 120.0)
+    session = httputil.make_session(opts)
+    start = time.perf_counter()
+    try:
+        snap = snapshot.take(session, server.simple, opts, depth=depth, flat=False)
+    finally:
+        session.close()
+    if snap["mismatches"]:
+        raise BenchError(f"the pages' snapshot found hash mismatches: {snap['mismatches'][:3]}")
+    return time.perf_counter() - start
+
+
+def bench_production(server: Server, sizes: list[int], rounds: int) -> tuple[list[Figure], dict]:
+    """index_snapshot at each depth on an index of N projects (one wheel each), median of ``rounds``."""
+    server.clear()
+    data: dict[str, t.Any] = {"points": []}
+    have = 0
+    for n in sizes:
+        for i in range(have, n):
+            seed(server, f"bench-prod-{i}", 1)
+        have = n
+        point: dict[str, t.Any] = {"projects": n}
+        for depth in snapshot.DEPTHS:
+            secs = []
+            for _ in range(rounds):
+                result, took = call_module(index_snapshot, {"url": server.simple, "depth": depth})
+                if result["project_count"] != n:
+                    raise BenchError(f"index_snapshot saw {result['project_count']} projects, not {n}")
+                secs.append(took)
+            point[depth] = round(statistics.median(secs), 3)
+        point["files_pages"] = round(statistics.median(pages_snapshot(server, "files") for _ in range(rounds)), 3)
+        data["points"].append(point)
+    server.clear()
+    top = data["points"][-1]
+    points = "; ".join(
+        f"N={p['projects']}: names {p['names']:.2f} s, files {p['files']:.2f} s (pages {p['files_pages']:.2f} s), "
+        f"bytes {p['bytes']:.2f} s"
+        for p in data["points"]
+    )
+    figure = Figure(
+        "production_snapshot",
+        "production",
+        f"index_snapshot depth files, {top['projects']} projects (production mode's before/after read)",
+        top["files"],
+        "s",
+        baseline=top["files_pages"],
+        ratio=round(top["files"] / top["files_pages"], 3) if top["files_pages"] else None,
+        target="",
+        detail=f"baseline: every project page read one by one; {points}",
+    )
+    return [figure], data
+
+
 # ------------------------------------------------------------------ 1 + 6: the suite and Ansible overhead
 
 
@@ -664,9 +727,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-suite", action="store_true", help="skip verify.yml and the Ansible figures")
     parser.add_argument(
         "--only",
-        default="suite,cold,scaling,load,large,memory",
+        default="suite,cold,scaling,load,large,memory,production",
         help="comma-separated sections to run (default all): suite (with the Ansible figures), cold, scaling, load, "
-        "large, memory",
+        "large, memory, production",
     )
     parser.add_argument("--json", default=str(ROOT / "reports" / "bench.json"), help="where to write the figures")
     opts = parser.parse_args(argv)
@@ -678,6 +741,7 @@ def main(argv: list[str] | None = None) -> int:
         only.discard("cold")
     rounds = opts.rounds or (2 if smoke else 5)
     sizes = [2, 5, 10] if smoke else [10, 100, 1000]
+    prod_sizes = [10, 40] if smoke else [100, 500, 2000]
     load_sizes = [5, 10, 20] if smoke else [50, 100, 200]
     load_n = 10 if smoke else 100
     large_mib = 1 if smoke else 110
@@ -705,7 +769,7 @@ def main(argv: list[str] | None = None) -> int:
         if "cold" in only:
             print("bench: cold make verify in a fresh clone", flush=True)
             figures.append(bench_cold(base))
-        if only & {"scaling", "load", "large", "memory"}:
+        if only & {"scaling", "load", "large", "memory", "production"}:
             server = Server(base)
         scale_figs: list[Figure] = []
         if "scaling" in only:  # first: /simple/ must hold exactly the seeded projects (cleared afterwards)
@@ -721,6 +785,10 @@ def main(argv: list[str] | None = None) -> int:
             print("bench: memory", flush=True)
             figures += bench_memory(server, base / "work", mem_mib)
         figures += scale_figs
+        if "production" in only:
+            print("bench: production mode on a big index", flush=True)
+            prod_figs, data["production"] = bench_production(server, prod_sizes, max(1, rounds // 2))
+            figures += prod_figs
     except (BenchError, ls.ServerError) as exc:
         print(f"bench: FAILED: {exc.msg if isinstance(exc, ls.ServerError) else exc}", file=sys.stderr)
         return 2

@@ -135,3 +135,102 @@ def test_a_partial_record_is_compared_on_its_own_projects_and_files_only(pypiser
     os.remove(os.path.join(pypiserver.package_dir, "bb-1.0.tar.gz"))  # the whole project is gone
     msg = clean_failure(run_module(index_snapshot, args(pypiserver, depth="bytes", compare_to=before)))
     assert "lost" in msg and "bb" in msg
+
+
+# ------------------------------------------------------------------ the flat listing (/packages/)
+
+
+def _opts():
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+
+    return httputil.ClientOptions(None, None, True, None, 5.0, 30.0)
+
+
+def _take(simple_url: str, **kw):
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+
+    session = httputil.make_session(_opts())
+    try:
+        return snapshot.take(session, simple_url, _opts(), **kw)
+    finally:
+        session.close()
+
+
+def _pages(simple_url: str, names) -> dict:
+    """What the project pages say, read one by one: the reference the flat listing must equal."""
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
+
+    session = httputil.make_session(_opts())
+    try:
+        return {n: snapshot._page_files(si.fetch_project(session, simple_url, n, _opts())["files"]) for n in names}
+    finally:
+        session.close()
+
+
+def _big_index(server) -> None:
+    # names that share prefixes (foo, foo-bar, foo-bar-baz), case and separator variants, wheels and sdists
+    put(server, "foo-1.0.tar.gz", b"foo 1")
+    put(server, "foo-bar-1.0.tar.gz", b"foo-bar 1")
+    put(server, "foo_bar-1.1-py3-none-any.whl", b"foo-bar 1.1 wheel")
+    put(server, "foo-bar-baz-2.0.tar.gz", b"foo-bar-baz 2")
+    put(server, "Baz_Qux-0.1.zip", b"baz qux")
+    for i in range(30):
+        put(server, f"proj{i:02d}-1.{i}.tar.gz", f"proj {i}".encode())
+
+
+def test_a_whole_index_read_uses_the_flat_listing_and_equals_the_pages(pypiserver):
+    _big_index(pypiserver)
+    for depth in ("files", "bytes"):
+        snap = _take(pypiserver.simple_url, depth=depth)
+        assert snap["listing"] == "flat", snap["listing"]
+        assert snap["project_count"] == 34 and snap["file_count"] == 35
+        assert not snap["mismatches"]
+    files = _take(pypiserver.simple_url, depth="files")
+    assert files["projects"] == _pages(pypiserver.simple_url, files["projects"])
+    assert set(files["projects"]["foo-bar"]) == {"foo-bar-1.0.tar.gz", "foo_bar-1.1-py3-none-any.whl"}
+    assert set(files["projects"]["foo"]) == {"foo-1.0.tar.gz"}
+
+
+def test_a_flat_snapshot_still_shows_a_lost_file(pypiserver, run_module):
+    _big_index(pypiserver)
+    before = _take(pypiserver.simple_url, depth="files")
+    os.remove(os.path.join(pypiserver.package_dir, "proj17-1.17.tar.gz"))
+    put(pypiserver, "foo-bar-baz-2.0.tar.gz", b"changed bytes")
+    known = {k: before[k] for k in ("depth", "complete", "projects")}
+    after = _take(pypiserver.simple_url, depth="files", known=known)
+    assert after["listing"] == "flat"
+    diff = snapshot.compare(known, {k: after[k] for k in ("depth", "complete", "projects")})
+    assert diff["lost"] == ["proj17"], diff
+    assert diff["changed"] == ["foo-bar-baz/foo-bar-baz-2.0.tar.gz"], diff
+    assert "proj17" in snapshot.verdict(diff)
+
+
+def test_a_sampled_page_that_differs_from_the_flat_listing_means_the_pages_are_read(pypiserver):
+    from tests.faultproxy import FaultProxy
+
+    _big_index(pypiserver)
+    with FaultProxy(pypiserver.url, hide=r"Baz_Qux-0\.1\.zip") as proxy:  # baz-qux is sampled (the first name)
+        snap = _take(f"{proxy.url}simple/", depth="files")
+    assert snap["listing"] == "pages"
+    assert snap["projects"]["baz-qux"] == {}, "the pages are what clients see: the hidden file must not be listed"
+
+
+def test_small_indexes_and_named_projects_read_the_pages(pypiserver):
+    put(pypiserver, "alpha-1.0.tar.gz", b"alpha")
+    assert _take(pypiserver.simple_url, depth="files")["listing"] == "pages"
+    _big_index(pypiserver)
+    assert _take(pypiserver.simple_url, depth="files", projects=["foo"])["listing"] == "pages"
+    assert _take(pypiserver.simple_url, depth="names")["listing"] == "names"
+
+
+def test_flat_listing_url_and_project_grouping():
+    assert snapshot.flat_listing_url("http://h:1/simple/") == "http://h:1/packages/"
+    assert snapshot.flat_listing_url("https://h/pypi/simple") == "https://h/pypi/packages/"
+    assert snapshot.flat_listing_url("https://h/api/index/") is None
+    names = {"foo", "foo-bar", "baz-qux"}
+    assert snapshot._project_of("foo-bar-1.0.tar.gz", names) == "foo-bar"
+    assert snapshot._project_of("foo_bar-1.1-py3-none-any.whl", names) == "foo-bar"
+    assert snapshot._project_of("foo-1.0.tar.gz", names) == "foo"
+    assert snapshot._project_of("Baz.Qux-2.zip", names) == "baz-qux"
+    assert snapshot._project_of("other-1.0.tar.gz", names) is None
