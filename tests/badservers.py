@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+from tests.helpers import relay_body
+
 # A host name that can never resolve (RFC 6761 reserves .invalid).
 UNRESOLVABLE_HOST = "pypi-ops-no-such-host.invalid"
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization"}
@@ -148,12 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.owner  # type: ignore[attr-defined]
 
     def _drain(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        while length > 0:
-            block = self.rfile.read(min(length, 1 << 16))
-            if not block:
-                break
-            length -= len(block)
+        relay_body(self, None, int(self.headers.get("Content-Length") or 0))
 
     def _answer(
         self, status: int, body: bytes, ctype: str = "text/html", headers: dict[str, str] | None = None
@@ -296,13 +293,7 @@ class TLSProxy(_Managed):
             conn.putheader("X-Forwarded-Proto", "https")
             conn.putheader("X-Forwarded-Host", req.headers.get("Host", ""))
             conn.endheaders()
-            remaining = length
-            while remaining > 0:
-                block = req.rfile.read(min(1 << 20, remaining))
-                if not block:
-                    break
-                conn.send(block)
-                remaining -= len(block)
+            relay_body(req, conn, length)
             resp = conn.getresponse()
             size = resp.getheader("Content-Length")
             req.send_response(resp.status, resp.reason)
@@ -445,17 +436,17 @@ def make_certs(directory: Path) -> Certs:
 
 
 def _relay(req: _Handler, upstream: tuple[str, int], path: str) -> tuple[int, str, list[tuple[str, str]], bytes]:
-    """Send ``req`` (method, headers, body) to ``upstream`` at ``path``; (status, reason, headers, body)."""
+    """Send ``req`` (method, headers, body streamed) to ``upstream`` at ``path``; (status, reason, headers, body)."""
     length = int(req.headers.get("Content-Length") or 0)
-    body = req.rfile.read(length) if length else b""
     conn = http.client.HTTPConnection(*upstream, timeout=60)
     try:
         conn.putrequest(req.command, path, skip_host=True, skip_accept_encoding=True)
         for key, value in req.headers.items():
             if key.lower() not in HOP | {"content-length"}:
                 conn.putheader(key, value)
-        conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
+        conn.putheader("Content-Length", str(length))
+        conn.endheaders()
+        relay_body(req, conn, length)
         resp = conn.getresponse()
         data = resp.read()
         return resp.status, resp.reason, resp.getheaders(), data
@@ -697,13 +688,7 @@ class Pep700Front(_Managed):
                 if key.lower() not in HOP:
                     conn.putheader(key, value)
             conn.endheaders()
-            remaining = length
-            while remaining > 0:
-                block = req.rfile.read(min(1 << 20, remaining))
-                if not block:
-                    break
-                conn.send(block)
-                remaining -= len(block)
+            relay_body(req, conn, length)
             resp = conn.getresponse()
             body = resp.read()
             req.send_response(resp.status, resp.reason)

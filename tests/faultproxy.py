@@ -31,6 +31,8 @@ import typing as t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from tests.helpers import relay_body
+
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization"}
 
 
@@ -119,11 +121,11 @@ class FaultProxy:
             return
         length = int(req.headers.get("Content-Length") or 0)
         if self.hang_after is not None and count > self.hang_after:
-            self._drain(req, length)
+            relay_body(req, None, length)
             self._hold(req)
             return
         if self.stall_upload is not None and req.command == "POST" and length > self.stall_upload:
-            self._drain(req, self.stall_upload)
+            relay_body(req, None, self.stall_upload)
             self._hold(req)
             return
         if self.max_body is not None and length > self.max_body:
@@ -138,7 +140,7 @@ class FaultProxy:
             return
         agent = req.headers.get("User-Agent", "")
         if self.refuse_agent is not None and req.command == "POST" and self.refuse_agent.search(agent):
-            self._drain(req, length)
+            relay_body(req, None, length)
             with self.lock:
                 self.refused.append(agent)
             body = b"<html><body><h1>403 Forbidden</h1><pre>Request blocked by policy</pre></body></html>"
@@ -159,13 +161,7 @@ class FaultProxy:
         for key, value in headers.items():
             conn.putheader(key, value)
         conn.endheaders()
-        remaining = length
-        while remaining > 0:
-            block = req.rfile.read(min(1 << 20, remaining))
-            if not block:
-                break
-            conn.send(block)
-            remaining -= len(block)
+        relay_body(req, conn, length)
         resp = conn.getresponse()
         path = req.path.split("?")[0]
         rewrite = self.hide is not None and path.startswith("/simple/") and resp.status == 200
@@ -191,15 +187,6 @@ class FaultProxy:
         else:
             self._send_stream(req, resp)
         conn.close()
-
-    @staticmethod
-    def _drain(req: BaseHTTPRequestHandler, nbytes: int) -> None:
-        remaining = nbytes
-        while remaining > 0:
-            block = req.rfile.read(min(1 << 20, remaining))
-            if not block:
-                break
-            remaining -= len(block)
 
     def _hold(self, req: BaseHTTPRequestHandler) -> None:
         """Keep the connection open, sending nothing, until the proxy stops."""

@@ -10,6 +10,10 @@ import typing as t
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+if t.TYPE_CHECKING:
+    import http.client
+    from http.server import BaseHTTPRequestHandler
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 
@@ -86,3 +90,17 @@ def wait_gone(pid: int, seconds: float, what: str = "the process") -> None:
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not alive(pid), f"{what} (pid {pid}) did not finish within {seconds:g} s"
+
+
+def relay_body(req: BaseHTTPRequestHandler, conn: http.client.HTTPConnection | None, length: int) -> int:
+    """Stream the next ``length`` bytes of ``req``'s body to ``conn`` in 1 MiB blocks, never the whole body in memory
+    (``conn`` None: read and drop them); stops early when the client stops sending. Returns the bytes read."""
+    remaining = length
+    while remaining > 0:
+        block = req.rfile.read(min(1 << 20, remaining))
+        if not block:
+            break
+        if conn is not None:
+            conn.send(block)
+        remaining -= len(block)
+    return length - remaining

@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
-import json
 import re
 import tempfile
 import time
@@ -201,7 +200,7 @@ def observe(
     seconds since the epoch, known to be before the upload) and ``skew`` (the clock difference allowed, seconds).
     """
     name = si.normalize(project)
-    root_url = si._dir_url(simple_url)
+    root_url = si.dir_url(simple_url)
     page_url = si.project_url(simple_url, name)
     page = _get(session, page_url, opts, si.ACCEPT)
     if "error" in page:
@@ -257,42 +256,15 @@ def observe(
 
 def read_body(page: dict[str, t.Any]) -> tuple[str, t.Any]:
     """(``json`` and the document, or ``html`` and the text) of a fetched 200 page; IndexReadError for bad JSON."""
-    content_type = page.get("content_type", "")
-    media = si._media_type(content_type)
-    text = si._decode(page.get("body") or b"", content_type)
-    if media in si._JSON_TYPES or media.endswith("+json"):
-        try:
-            return "json", json.loads(text)
-        except ValueError:
-            raise si.IndexReadError(
-                f"{httputil.redact_url(page['url'])} answered {media} that is not valid JSON."
-            ) from None
-    return "html", text
-
-
-def _api_version(doc: t.Any) -> str | None:
-    meta = doc.get("meta") if isinstance(doc, dict) else None
-    version = meta.get("api-version") if isinstance(meta, dict) else None
-    return version if isinstance(version, str) else None
+    return si.read_page(page.get("body") or b"", page.get("content_type", ""), page["url"], hint="")
 
 
 def _as_api_v1(doc: t.Any) -> t.Any:
     """The document with a major version other than 1 relabelled 1.x, so that si's reader takes it (pip and uv do)."""
-    version = _api_version(doc)
+    version = si.api_version(doc)
     if version and version.split(".", 1)[0] != "1":
         return dict(doc, meta=dict(doc["meta"], **{"api-version": "1.0"}))
     return doc
-
-
-def anchors(text: str) -> list[dict[str, t.Any]]:
-    """Raw anchors of an HTML page (``href`` with its fragment, every attribute), in page order.
-
-    The same parser and order as ``simple_index.parse_html_links``, so anchors[i] is the link of file record i.
-    """
-    parser = si._LinkParser()
-    parser.feed(text)
-    parser.close()
-    return parser.anchors
 
 
 def web_links(
@@ -304,7 +276,7 @@ def web_links(
     a path prefix in front is fine (a server behind a path). A suffix no link ends in maps to None.
     """
     found: dict[str, str | None] = dict.fromkeys(suffixes)
-    for anchor in anchors(text):
+    for anchor in si.anchors(text):
         url = urljoin(page_url, anchor["href"])
         path = urlsplit(url).path
         for key in found:
@@ -351,7 +323,7 @@ def check_content_type(page: dict[str, t.Any]) -> dict[str, str]:
             f"the project page answered HTTP {status} to the Accept header pip and uv send ({si.ACCEPT}); "
             "both clients then find no versions.",
         )
-    media = si._media_type(ctype)
+    media = si.media_type(ctype)
     if media not in CLIENT_TYPES:
         return finding(
             "index_content_type",
@@ -382,7 +354,7 @@ def check_root(root: dict[str, t.Any]) -> dict[str, str]:
         names = [p.get("name", "") for p in projects or [] if isinstance(p, dict)]
         segments = names
     else:
-        links = anchors(body)
+        links = si.anchors(body)
         names = [a["text"] or "" for a in links]
         segments = [urlsplit(urljoin(root["final_url"], a["href"])).path.rstrip("/").rsplit("/", 1)[-1] for a in links]
     if not segments:
@@ -461,7 +433,7 @@ def check_hash_fragments(fmt: str, body: t.Any, files: list[dict[str, t.Any]]) -
     unknown: list[str] = []
     missing: list[str] = []
     if fmt == "html":
-        for anchor, file in zip(anchors(body), files, strict=False):
+        for anchor, file in zip(si.anchors(body), files, strict=False):
             match = _HASH_FRAGMENT.match(urlsplit(anchor["href"]).fragment or "")
             algo = match.group("algo").lower() if match else None
             if algo is None or algo in _NOT_HASHES:
@@ -564,7 +536,7 @@ def check_requires_python_advertised(wheel: dict[str, t.Any] | None) -> dict[str
         why = (wheel or {}).get("metadata_error") or "no wheel on the page, or it could not be downloaded"
         return finding("requires_python_advertised", "503", "skip", f"no wheel METADATA to compare with ({why}).")
     record = wheel["record"]  # type: ignore[index]
-    declared = (fields.get("Requires-Python") or [None])[0]
+    declared = next(iter(fields.get("Requires-Python") or []), None)
     advertised = record.get("requires_python")
     if not declared and not advertised:
         return finding(
@@ -598,7 +570,7 @@ def check_negotiation(page: dict[str, t.Any], fmt: str, body: t.Any, json_only: 
     if "error" in json_only:
         only = "no answer"
     if fmt == "json":
-        version = _api_version(body) or "?"
+        version = si.api_version(body) or "?"
         if version.split(".", 1)[0] != "1":
             return finding(
                 "pep691_negotiation",
@@ -628,7 +600,7 @@ def _raw_core_attrs(fmt: str, body: t.Any, files: list[dict[str, t.Any]], record
     if index is None:
         return set()
     if fmt == "html":
-        links = anchors(body)
+        links = si.anchors(body)
         attrs = links[index]["attrs"] if index < len(links) else {}
         return {k for k in ("data-core-metadata", "data-dist-info-metadata") if k in attrs}
     entries = body.get("files") or []
@@ -642,6 +614,7 @@ def check_core_metadata(
     """PEP 658/714: advertised metadata must exist, match its hash and the wheel's METADATA."""
     if not wheel:
         return finding("core_metadata", "658/714", "skip", "no wheel on the project page."), {}
+    meta = meta or {}  # no request made: like one with no answer
     record = wheel["record"]
     name = record["filename"]
     served = bool(meta) and meta.get("status") == 200 and "error" not in meta
@@ -776,13 +749,6 @@ def utc_text(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
-
-
 def _json_entry(body: t.Any, filename: str) -> dict[str, t.Any] | None:
     for entry in body.get("files") or []:
         if isinstance(entry, dict) and entry.get("filename") == filename:
@@ -807,7 +773,7 @@ def check_pep700(
         return [finding(name, "700", "skip", why) for name in names]
     uploaded = uploaded or {}
     out = []
-    version = _api_version(body) or "?"
+    version = si.api_version(body) or "?"
     try:
         parsed = Version(version)
     except InvalidVersion:
@@ -846,7 +812,7 @@ def check_pep700(
     versions = body.get("versions")
     if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
         out.append(finding(names[1], "700", "fail", "the project document has no list of strings 'versions'."))
-    elif want_version and not any(_same_version(v, str(want_version)) for v in versions):
+    elif want_version and not any(si.same_version(v, str(want_version)) for v in versions):
         out.append(
             finding(
                 names[1],
@@ -883,7 +849,8 @@ def check_pep700(
         out.append(finding(names[2], "700", "pass", f"{name}: size {size} as uploaded."))
     raw = entry.get("upload-time")
     when = parse_upload_time(raw)
-    skew = float(uploaded.get("skew") if uploaded.get("skew") is not None else DEFAULT_SKEW)
+    given_skew = uploaded.get("skew")
+    skew = float(given_skew if given_skew is not None else DEFAULT_SKEW)
     now = time.time() if now is None else now
     after = uploaded.get("after")
     if raw is None:
@@ -955,7 +922,7 @@ def evaluate(obs: dict[str, t.Any]) -> tuple[list[dict[str, str]], dict[str, t.A
         )
     json_only = obs.get("json_only") or {}
     if "error" not in json_only:
-        supports["json_only_accept"] = f"{json_only.get('status')} {si._media_type(json_only.get('content_type', ''))}"
+        supports["json_only_accept"] = f"{json_only.get('status')} {si.media_type(json_only.get('content_type', ''))}"
     if findings[0]["status"] == "fail":
         return findings, supports
     try:
@@ -974,7 +941,7 @@ def evaluate(obs: dict[str, t.Any]) -> tuple[list[dict[str, str]], dict[str, t.A
         match = _REPOSITORY_VERSION.search(body)
         supports["pep629_repository_version"] = match.group(1) if match else None
     else:
-        supports["pep629_repository_version"] = _api_version(body)
+        supports["pep629_repository_version"] = si.api_version(body)
 
     wheel = obs.get("wheel")
     if wheel and wheel.get("status") == 200:

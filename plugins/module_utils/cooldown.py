@@ -16,11 +16,13 @@ any cut-off neither installs anything. That is the finding, a warning unless coo
 from __future__ import annotations
 
 import re
+import sys
 import time
 import typing as t
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import conformance as cf
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import install, uv_runner
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
 
@@ -42,7 +44,7 @@ def outcome(client: str, which: str, at: str, result: dict[str, t.Any] | None, e
     """One install's outcome: installed (with the file) or not, and why not (``kind``) in one sentence (``msg``).
 
     ``kind``: None (installed), ``excluded``, ``no_upload_time``, ``unsupported`` (no such option), ``missing`` (the
-    client is not installed) or ``error`` (any other failure). ``error`` is a ``pip_runner.InstallError``."""
+    client is not installed) or ``error`` (any other failure). ``error`` is an ``install.InstallError``."""
     row: dict[str, t.Any] = {
         "client": client,
         "cutoff": which,
@@ -180,7 +182,7 @@ def advertised_upload_time(
     if entry is None and entries:
         entry = entries[-1]
     value = entry.get("upload-time") if entry else None
-    return (value if isinstance(value, str) else None), f"PEP 691 JSON, api-version {cf._api_version(body) or '?'}"
+    return (value if isinstance(value, str) else None), f"PEP 691 JSON, api-version {si.api_version(body) or '?'}"
 
 
 class ClientMissing(Exception):
@@ -193,7 +195,7 @@ class ClientMissing(Exception):
 
 def run(
     module: t.Any | None,
-    spec: pr.InstallSpec,
+    spec: install.InstallSpec,
     opts: httputil.ClientOptions,
     clients: t.Sequence[str],
     uploaded_after: float,
@@ -203,10 +205,8 @@ def run(
     now: float | None = None,
 ) -> dict[str, t.Any]:
     """The installs (each client, each cut-off), the index's upload-time, and ``judge``'s verdict."""
-    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import uv_runner
-
     at = cutoffs(uploaded_after, time.time() if now is None else now, skew)
-    outcomes = []
+    outcomes: list[dict[str, t.Any]] = []
     for client in clients:
         for which in ("after", "before"):
             last = outcomes[-1] if outcomes and outcomes[-1]["client"] == client else None
@@ -223,22 +223,22 @@ def run(
                         raise ClientMissing(exc.msg) from None
                     got = uv_runner.install_and_import(module, one._replace(uv=uv), opts)
                 elif client == "pip":
-                    if pr.pip_has_uploaded_prior_to(spec.python or pr.sys.executable) is False:
-                        version = pr.pip_version(spec.python or pr.sys.executable)
-                        raise pr.InstallError(
+                    if pr.pip_has_uploaded_prior_to(spec.python or sys.executable) is False:
+                        version = pr.pip_version(spec.python or sys.executable)
+                        raise install.InstallError(
                             f"pip {version} has no --uploaded-prior-to (pip 26.0 or later has it).",
                             cutoff="unsupported",
                         )
                     got = pr.install_and_import(module, one, opts)
                 else:
-                    raise pr.InstallError(f"unknown install client {client!r}; use pip or uv.")
+                    raise install.InstallError(f"unknown install client {client!r}; use pip or uv.")
                 outcomes.append(outcome(client, which, at[which], got))
-            except (pr.InstallError, ClientMissing) as exc:
+            except (install.InstallError, ClientMissing) as exc:
                 outcomes.append(outcome(client, which, at[which], None, exc))
     session = httputil.make_session(opts)
     try:
         upload_time, page = advertised_upload_time(
-            session, pr.split_credentials(spec.index_url)[0], spec.name, filename, opts
+            session, install.split_credentials(spec.index_url)[0], spec.name, filename, opts
         )
     finally:
         session.close()

@@ -24,23 +24,23 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import sys
-import tempfile
 import threading
 import typing as t
 from urllib.parse import urljoin, urlsplit
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, runner
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, install, provenance, runner
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import uv_runner as ur
 
 try:
     import requests
 except ImportError:  # pragma: no cover - the module reports missing requests first
     requests = None  # type: ignore[assignment]
 
-ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+ACCEPT = si.ACCEPT  # what pip and uv send
 CLIENTS = ("pip", "uv")
 FIX = (
     'start pypiserver with --disable-fallback (in the chart: fallbackUrl: ""), or set pypi_fallback_expected: true '
@@ -123,7 +123,7 @@ def request_target(line: str) -> str:
         return ""
     if parts[0].upper() == "CONNECT":
         return parts[1]
-    scheme, host, port = pr.origin(parts[1])
+    scheme, host, port = provenance.origin(parts[1])
     return f"{host}:{port}" if host else ""
 
 
@@ -137,7 +137,7 @@ def proxy_env(proxy_url: str, index_url: str) -> dict[str, str]:
 
 def name_for(prefix: str, run_id: str) -> str:
     """A run-unique project name under the probe prefix that no one uploads."""
-    return pr.normalize_name(f"{prefix}-{run_id}-absent")
+    return si.normalize(f"{prefix}-{run_id}-absent")
 
 
 # ---------------------------------------------------------------- the direct request
@@ -151,7 +151,7 @@ def ask_index(session: t.Any, simple_url: str, name: str, opts: http.ClientOptio
     """
     base = simple_url if simple_url.endswith("/") else simple_url + "/"
     url = urljoin(base, name + "/")
-    want = pr.origin(url)
+    want = provenance.origin(url)
     result: dict[str, t.Any] = {"url": http.redact_url(url), "status": None, "location": "", "hops": [], "error": ""}
     for _hop in range(6):
         try:
@@ -168,7 +168,7 @@ def ask_index(session: t.Any, simple_url: str, name: str, opts: http.ClientOptio
             return result
         target = urljoin(url, location)
         result["location"] = http.redact_url(target)
-        if pr.origin(target) != want:
+        if provenance.origin(target) != want:
             return result
         result["hops"].append(http.redact_url(target))
         url = target
@@ -180,31 +180,18 @@ def ask_index(session: t.Any, simple_url: str, name: str, opts: http.ClientOptio
 
 def pip_argv(python: str, index_url: str, name: str, dest: str, opts: http.ClientOptions) -> list[str]:
     argv = [
-        python, "-m", "pip", "-vv", "download", "--isolated", "--no-cache-dir", "--disable-pip-version-check",
-        "--no-input", "--keyring-provider", "disabled", "--progress-bar", "off", "--no-deps", "--dest", dest,
+        python, "-m", "pip", "-vv", "download", *pr.ISOLATED, "--no-deps", "--dest", dest,
         "--index-url", index_url, "--retries", "0", "--timeout", f"{max(opts.connect_timeout, opts.read_timeout):g}",
     ]  # fmt: skip
-    if not opts.validate_certs:
-        _scheme, host, port = pr.origin(index_url)
-        argv += ["--trusted-host", f"{host}:{port}" if port else host]
-    elif opts.ca_path:
-        argv += ["--cert", opts.ca_path]
-    return argv + [name]
+    return argv + pr.tls_args(index_url, opts) + [name]
 
 
 def uv_argv(uv: str, python: str, index_url: str, requirements: str, opts: http.ClientOptions) -> list[str]:
-    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import uv_runner as ur
-
     argv = [
         uv, "-v", "pip", "compile", "--no-config", "--no-cache", "--no-build", "--no-header", "--quiet",
-        "--python", python, "--default-index", f"{ur.INDEX_NAME}={index_url}",
+        "--python", python, *ur.default_index(index_url),
     ]  # fmt: skip
-    if not opts.validate_certs:
-        _scheme, host, port = pr.origin(index_url)
-        argv += ["--allow-insecure-host", f"{host}:{port}" if port else host]
-    elif opts.ca_path:
-        argv += ["--cert", opts.ca_path]
-    return argv + [requirements]
+    return argv + ur.tls_args(index_url, opts) + [requirements]
 
 
 def origins_in_log(client: str, text: str) -> list[str]:
@@ -212,12 +199,12 @@ def origins_in_log(client: str, text: str) -> list[str]:
     found: list[str] = []
     if client == "pip":
         for scheme, host, port in _PIP_CONNECT.findall(text or ""):
-            found.append(pr.origin_text(f"{scheme.lower()}://{host}" + (f":{port}" if port else "")))
+            found.append(provenance.origin_text(f"{scheme.lower()}://{host}" + (f":{port}" if port else "")))
         for origin_url, _path, _status in _PIP_STATUS.findall(text or ""):
-            found.append(pr.origin_text(origin_url))
+            found.append(provenance.origin_text(origin_url))
     else:
         for url in _UV_REDIRECT.findall(text or "") + _UV_REQUEST.findall(text or ""):
-            found.append(pr.origin_text(url))
+            found.append(provenance.origin_text(url))
     unique: list[str] = []
     for item in found:
         if item not in unique:
@@ -231,14 +218,14 @@ def verdict_lines(client: str, text: str) -> list[str]:
     lines = (text or "").splitlines()
     if client == "pip":
         return [ln for ln in lines if _PIP_VERDICT.match(ln)]
-    return [ln for ln in lines if not ln.startswith(("DEBUG", "TRACE"))]
+    return [ln for ln in lines if not ln.startswith(ur.LOG_PREFIXES)]
 
 
 def judge_client(
     client: str, rc: int, text: str, timed_out: bool, index_url: str, attempts: list[str]
 ) -> dict[str, t.Any]:
     """One client's outcome: resolved (it found the name), elsewhere (origins it reached or tried), not_found, error."""
-    own = pr.origin_text(index_url)
+    own = provenance.origin_text(index_url)
     elsewhere = [o for o in origins_in_log(client, text) if o != own]
     stopped = sorted(set(attempts))
     for target in stopped:  # annotate the origin the log names, or add the proxy's record when the log had none
@@ -272,48 +259,32 @@ def run_clients(
     work_dir: str | None = None,
 ) -> dict[str, dict[str, t.Any]]:
     """Ask each client for ``name`` from ``index_url`` only, behind the blocking proxy; {client: outcome}."""
-    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import uv_runner as ur
-
     python = python or sys.executable
-    index_clean, user, password = pr.split_credentials(index_url)
-    if user is not None or password is not None:
-        opts = opts._replace(username=opts.username or user, password=opts.password or password)
-    _scheme, host, _port = pr.origin(index_clean)
-    if work_dir:
-        os.makedirs(work_dir, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="pypi_ops-fallback-", dir=work_dir or None)
+    index = install.index_of(index_url, opts, blank_is_unset=True)
+    index_clean, opts = index.url, index.opts
     results: dict[str, dict[str, t.Any]] = {}
-    try:
-        private = os.path.join(work, ".auth")
-        os.mkdir(private, 0o700)
+    with install.work_dir("pypi_ops-fallback-", work_dir) as work:
         for client in clients:
             with BlockingProxy() as proxy:
                 env = proxy_env(proxy.url, index_clean)
                 if client == "pip":
-                    netrc = (
-                        pr.write_netrc(private, host, opts.username, opts.password)
-                        if opts.has_credentials
-                        else (pr.write_netrc(private, None, None, None))
-                    )
-                    env.update(pr.pip_env(netrc, opts.ca_path if opts.validate_certs else None))
-                    argv = pip_argv(python, index_clean, name, os.path.join(work, "pip-dest"), opts)
+                    env.update(pr.isolated_env(work.auth, index.host, opts))
+                    argv = pip_argv(python, index_clean, name, os.path.join(work.path, "pip-dest"), opts)
                 else:
                     try:
                         uv_bin = ur.find_uv(uv, python)
                     except ur.UvNotFound as exc:
                         results[client] = {"skipped": exc.msg}
                         continue
-                    env.update(ur.install_env(private, opts))
-                    reqs = os.path.join(work, "requirements.in")
+                    env.update(ur.install_env(work.auth, opts))
+                    reqs = os.path.join(work.path, "requirements.in")
                     with open(reqs, "w", encoding="utf-8") as handle:
                         handle.write(name + "\n")
                     argv = ur.scrubbed(uv_argv(uv_bin, python, index_clean, reqs, opts), env)
                 limit = opts.deadline.cap(timeout)
-                res = runner.run(module, argv, limit, env=env, cwd=work)
+                res = runner.run(module, argv, limit, env=env, cwd=work.path)
             results[client] = judge_client(client, res.rc, res.text, res.timed_out, index_clean, list(proxy.attempts))
             results[client]["timeout"] = limit
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return results
 
 

@@ -27,7 +27,8 @@ import tempfile
 import typing as t
 import zipfile
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest, runner
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest, install, runner
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
 
 try:
     from packaging.requirements import InvalidRequirement, Requirement
@@ -81,15 +82,6 @@ class ProbeSpec(t.NamedTuple):
         return params
 
 
-def normalize_name(name: str) -> str:
-    """PEP 503 normalized project name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def default_import_name(name: str) -> str:
-    return normalize_name(name).replace("-", "_")
-
-
 def validate_name(name: t.Any) -> str:
     """Return the normalized name, or raise ProbeError naming the bad value."""
     if not isinstance(name, str) or not NAME_RE.match(name):
@@ -97,7 +89,7 @@ def validate_name(name: t.Any) -> str:
             f"Invalid package name {name!r}: a name is letters, digits and . _ - only, starting and ending with a "
             "letter or digit (PEP 508), e.g. 'pypi-ops-probe'."
         )
-    return normalize_name(name)
+    return si.normalize(name)
 
 
 def validate_version(version: t.Any) -> str:
@@ -150,7 +142,7 @@ def validate_extras(extras: t.Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
     for extra, reqs in sorted(extras.items()):
         if not isinstance(extra, str) or not NAME_RE.match(extra):
             raise ProbeError(f"Invalid extra name {extra!r}: letters, digits and . _ - only, e.g. 'extra'.")
-        out.append((normalize_name(extra), validate_requirements(reqs, f"extras[{extra}]")))
+        out.append((si.normalize(extra), validate_requirements(reqs, f"extras[{extra}]")))
     return tuple(out)
 
 
@@ -177,7 +169,7 @@ def probe_spec(
         raise ProbeError(f"Invalid builder {builder!r}: use one of {list(BUILDERS)}.")
     norm = validate_name(name)
     ver = validate_version(version)
-    imp = validate_import_name(import_name or default_import_name(norm))
+    imp = validate_import_name(import_name or install.default_import_name(norm))
     try:
         size = int(payload_size or 0)
     except (TypeError, ValueError):
@@ -447,7 +439,7 @@ def _result(records: dict[str, dict[str, t.Any]], formats: t.Sequence[str], **ex
     # each file carries its project name and version, so a list of files from several builds stays self-describing
     ident = {k: extra[k] for k in ("name", "version") if k in extra}
     files = [dict(records[k], kind=k, **ident) for k in FORMATS if k in records and k in formats]
-    out = {"files": files, "wheel": None, "sdist": None}
+    out: dict[str, t.Any] = {"files": files, "wheel": None, "sdist": None}
     for item in files:
         out[item["kind"]] = item
     out.update(extra)
@@ -544,7 +536,7 @@ def _describe(
     else:
         first = records[formats[0]]
         _kind, name, version = t.cast(tuple, classify(first["filename"]))
-        imp = import_name or default_import_name(name)
+        imp = import_name or install.default_import_name(name)
     return _result(
         records,
         formats,

@@ -138,11 +138,11 @@ def judge(
     verdicts = []
     for item in installs:
         name, url = item["name"], item["url"]
-        page = pages.get(name)
-        files = page["files"] if page else {}
+        listed = pages.get(name)
+        files = listed["files"] if listed else {}
         key = file_key(url)
         if key not in files:
-            where = http.redact_url(page["url"]) if page else f"the project page of {name}"
+            where = http.redact_url(listed["url"]) if listed else f"the project page of {name}"
             raise ProvenanceError(
                 f"{client} installed {name} {item.get('version')} from {http.redact_url(url)}, a file URL the index "
                 f"under test never advertised on {where} (it lists {len(files)} file(s)): {client} read another "
@@ -175,7 +175,7 @@ def judge(
             {
                 "name": name,
                 "url": http.redact_url(url),
-                "page": http.redact_url(page["final_url"]) if page else None,
+                "page": http.redact_url(listed["final_url"]) if listed else None,
                 "off_origin": off_origin,
                 "sha256": got,
                 "sha256_checked_against": against if want and got else None,

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
-import tempfile
 import typing as t
 from urllib.parse import unquote, urlsplit
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, provenance, runner
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, install, provenance, runner
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import uv_runner as ur
 
 CLIENTS = ("pip", "uv")
@@ -35,12 +34,8 @@ _UV_INSTALLED = re.compile(r"^ \+ (\S+?)==(\S+)", re.M)
 ABSENT = ("", "absent", None)
 
 
-class ResolveError(Exception):
-    def __init__(self, msg: str, output_tail: list[str] | None = None, **details: t.Any):
-        super().__init__(msg)
-        self.msg = msg
-        self.output_tail = output_tail or []
-        self.details = details
+class ResolveError(install.InstallError):
+    """A resolution that failed or cannot be proven: one sentence, the client's output tail, details."""
 
 
 def project_of(requirement: str) -> str:
@@ -48,9 +43,9 @@ def project_of(requirement: str) -> str:
     try:
         from packaging.requirements import InvalidRequirement, Requirement
     except ImportError:  # pragma: no cover - packaging ships with ansible-core
-        return pr.normalize_name(re.split(r"[\[<>=!~; ]", requirement.strip(), maxsplit=1)[0])
+        return si.normalize(re.split(r"[\[<>=!~; ]", requirement.strip(), maxsplit=1)[0])
     try:
-        return pr.normalize_name(Requirement(requirement).name)
+        return si.normalize(Requirement(requirement).name)
     except InvalidRequirement as exc:
         raise ResolveError(
             f"requirement {requirement!r} is not PEP 508 ({exc}); write it like 'name[extra]>=1.0'."
@@ -72,18 +67,12 @@ def _raise_on_timeout(
 ) -> None:  # fmt: skip
     """A client cut off by its timeout (or by the deadline, which the message then names) fails in one sentence."""
     if res.timed_out:
-        raise ResolveError(
-            opts.deadline.explain_timeout(
-                f"{what} {requirement} from {http.redact_url(index_url)} did not finish within {timeout:g}s.",
-                f"during {what} {requirement}",
-            ),
-            tail,
-        )
+        raise ResolveError(install.timed_out(what, requirement, http.redact_url(index_url), timeout, opts), tail)
 
 
 def _install_pip(
     module: t.Any | None,
-    work: str,
+    work: install.WorkDir,
     venv_python: str,
     index_url: str,
     requirement: str,
@@ -92,27 +81,17 @@ def _install_pip(
     python: str,
 ) -> tuple[list[dict[str, t.Any]], list[str], str]:
     """(installed items, the files pip downloaded (names or URLs), pip's output)."""
-    auth = os.path.join(work, ".auth")
-    _scheme, host, _port = pr.origin(index_url)
-    netrc = (
-        pr.write_netrc(auth, host, opts.username, opts.password)
-        if opts.has_credentials
-        else pr.write_netrc(auth, None, None, None)
-    )
-    report = os.path.join(work, "report.json")
+    _scheme, host, _port = provenance.origin(index_url)
+    env = pr.isolated_env(work.auth, host, opts)
+    report = os.path.join(work.path, "report.json")
     argv = pr.pip_argv(python, venv_python, index_url, requirement, report, opts)
-    res = runner.run(
-        module, argv, timeout, env=pr.pip_env(netrc, opts.ca_path if opts.validate_certs else None), cwd=work
-    )
+    res = runner.run(module, argv, timeout, env=env, cwd=work.path)
     tail = runner.tail(res.text, 20).splitlines()
     _raise_on_timeout(res, "pip install", requirement, index_url, opts, timeout, tail)
     if res.rc != 0:
-        spec = pr.InstallSpec(index_url=index_url, name=project_of(requirement))
+        spec = install.InstallSpec(index_url=index_url, name=project_of(requirement))
         raise ResolveError(
-            pr.explain_pip_failure(res.text, spec, index_url, opts)
-            + " Last lines of pip's output:\n"
-            + "\n".join(tail),
-            tail,
+            install.with_tail(pr.explain_pip_failure(res.text, spec, index_url, opts), "pip", tail), tail
         )
     items = pr.parse_report(report, project_of(requirement))["items"]
     for item in items:
@@ -122,7 +101,7 @@ def _install_pip(
 
 def _install_uv(
     module: t.Any | None,
-    work: str,
+    work: install.WorkDir,
     uv: str,
     index_url: str,
     requirement: str,
@@ -131,28 +110,24 @@ def _install_uv(
     python: str,
 ) -> tuple[list[dict[str, t.Any]], list[str], str]:
     """(installed items, every URL uv requested, uv's output)."""
-    private = os.path.join(work, ".auth")
-    env = ur.install_env(private, opts)
-    venv_dir = os.path.join(work, "uv-venv")
-    res = runner.run(module, ur.scrubbed(ur.venv_argv(uv, python, venv_dir), env), timeout, env=env, cwd=work)
-    venv_python = os.path.join(venv_dir, "bin", "python")
+    env = ur.install_env(work.auth, opts)
+    venv_dir = os.path.join(work.path, "uv-venv")
+    res = runner.run(module, ur.scrubbed(ur.venv_argv(uv, python, venv_dir), env), timeout, env=env, cwd=work.path)
+    venv_python = install.venv_python(venv_dir)
     if res.rc != 0 or not os.path.exists(venv_python):
         raise ResolveError(f"uv venv could not create {venv_dir} (rc={res.rc}): {runner.tail(res.text, 3)}")
     argv = ur.install_argv(uv, venv_python, index_url, requirement, opts, False)
-    res = runner.run(module, ur.scrubbed(argv, env), timeout, env=env, cwd=work)
-    quiet = "\n".join(line for line in res.text.splitlines() if not line.startswith(("DEBUG", "TRACE")))
+    res = runner.run(module, ur.scrubbed(argv, env), timeout, env=env, cwd=work.path)
+    quiet = ur.quiet(res.text)
     tail = runner.tail(quiet, 20).splitlines()
     _raise_on_timeout(res, "uv pip install", requirement, index_url, opts, timeout, tail)
     if res.rc != 0:
-        spec = ur.UvInstallSpec(index_url=index_url, name=project_of(requirement))
-        raise ResolveError(
-            ur.explain_uv_failure(quiet, spec, index_url, opts) + " Last lines of uv's output:\n" + "\n".join(tail),
-            tail,
-        )
+        spec = install.InstallSpec(index_url=index_url, name=project_of(requirement))
+        raise ResolveError(install.with_tail(ur.explain_uv_failure(quiet, spec, index_url, opts), "uv", tail), tail)
     seen = ur.parse_verbose(res.text)
     items = []
     for name, version in _UV_INSTALLED.findall(res.text):
-        norm = pr.normalize_name(name)
+        norm = si.normalize(name)
         chosen = seen["selected"].get(norm)
         filename = chosen[1] if chosen else ""
         urls = [u for u in seen["requests"] if filename and filename_of(u) == filename]
@@ -185,14 +160,10 @@ def resolve(
     if client not in CLIENTS:
         raise ResolveError(f"client {client!r} is not one of {list(CLIENTS)}.")
     project_of(requirement)  # a bad requirement fails before anything runs
-    index_clean, user, password = pr.split_credentials(index_url)
-    if user is not None or password is not None:
-        opts = opts._replace(username=opts.username or user, password=opts.password or password)
-    scheme, host, _port = pr.origin(index_clean)
-    if scheme not in ("http", "https") or not host:
-        raise ResolveError(
-            f"index_url {http.redact_url(index_clean)!r} is not an http(s) URL; give the simple index, e.g. http://host:8080/simple/."
-        )
+    index = install.index_of(index_url, opts, blank_is_unset=True)
+    if index.problem:
+        raise ResolveError(index.problem)
+    index_clean, opts = index.url, index.opts
     python = python or sys.executable
     uv_bin = ""
     if client == "uv":
@@ -200,23 +171,20 @@ def resolve(
             uv_bin = ur.find_uv(uv, python)
         except ur.UvNotFound as exc:
             raise ResolveError(exc.msg) from None
-    if work_dir:
-        os.makedirs(work_dir, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f"pypi_ops-resolve-{client}-", dir=work_dir or None)
     try:
-        os.mkdir(os.path.join(work, ".auth"), 0o700)
-        limit = opts.deadline.cap(timeout)
-        if client == "pip":
-            venv_python = pr.create_venv(module, python, os.path.join(work, "venv"), limit)
-            items, fetched, _text = _install_pip(
-                module, work, venv_python, index_clean, requirement, opts, limit, python
-            )
-        else:
-            items, fetched, _text = _install_uv(module, work, uv_bin, index_clean, requirement, opts, limit, python)
-    except pr.InstallError as exc:
+        with install.work_dir(f"pypi_ops-resolve-{client}-", work_dir) as work:
+            limit = opts.deadline.cap(timeout)
+            if client == "pip":
+                venv_python = pr.create_venv(module, python, work.venv, limit)
+                items, fetched, _text = _install_pip(
+                    module, work, venv_python, index_clean, requirement, opts, limit, python
+                )
+            else:
+                items, fetched, _text = _install_uv(module, work, uv_bin, index_clean, requirement, opts, limit, python)
+    except ResolveError:
+        raise
+    except install.InstallError as exc:
         raise ResolveError(exc.msg, exc.output_tail) from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     # provenance (the rule every install check uses): each page from the index under test, each file one it
     # advertised, with the uploaded bytes; uv's hashes are the index's, which uv checked each download against
     pages = provenance.read_pages(index_clean, [i["name"] for i in items], opts)
@@ -238,7 +206,7 @@ def judge(
     """Every way the resolution differs from ``expected`` ({name: version, or '' for must not be installed})."""
     problems: list[str] = []
     for name, want in expected.items():
-        norm = pr.normalize_name(name)
+        norm = si.normalize(name)
         got = installed.get(norm)
         if want in ABSENT:
             if got:
@@ -247,6 +215,6 @@ def judge(
                 )
         elif not got:
             problems.append(f"{client} did not install {norm} for {requirement} (expected {want})")
-        elif not pr._same_version(str(got["version"]), str(want)):
+        elif not si.same_version(str(got["version"]), str(want)):
             problems.append(f"{client} resolved {norm} to {got['version']} for {requirement}, expected {want}")
     return problems

@@ -30,7 +30,6 @@ try:
     from packaging.utils import (
         InvalidSdistFilename,
         InvalidWheelFilename,
-        canonicalize_name,
         parse_sdist_filename,
         parse_wheel_filename,
     )
@@ -51,8 +50,10 @@ JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 ACCEPT = f"{JSON_TYPE}, {HTML_TYPE};q=0.2, text/html;q=0.01"
 _JSON_TYPES = (JSON_TYPE, "application/vnd.pypi.simple.latest+json", "application/json")
+_NORMALIZE = re.compile(r"[-_.]+")
 _HASH_FRAGMENT = re.compile(r"^(?P<algo>[A-Za-z0-9_-]+)=(?P<digest>[0-9A-Fa-f]+)$")
 SDIST_SUFFIXES = (".tar.gz", ".zip")
+NOT_JSON_HINT = "; check the server or the proxy in front of it"
 
 
 class IndexReadError(Exception):
@@ -69,8 +70,8 @@ class IndexReadError(Exception):
 
 
 def normalize(name: str) -> str:
-    """PEP 503 normalized project name (``Foo.Bar_baz`` -> ``foo-bar-baz``)."""
-    return str(canonicalize_name(name))
+    """PEP 503 normalized project name (``Foo.Bar_baz`` -> ``foo-bar-baz``): the collection's one definition."""
+    return _NORMALIZE.sub("-", name).lower()
 
 
 def split_hash(url: str) -> tuple[str, str | None, str | None]:
@@ -116,6 +117,18 @@ def sort_versions(versions: t.Iterable[str | None]) -> list[str]:
         except InvalidVersion:
             continue
     return [str(v) for v in sorted(parsed)]
+
+
+def same_version(a: str, b: str) -> bool:
+    """Whether two version strings name the same release: the same text, or PEP 440 equal (``1.0`` == ``1.0.0``)."""
+    if a == b:
+        return True
+    if not HAS_PACKAGING:  # pragma: no cover - ansible-core depends on packaging
+        return False
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return False
 
 
 def _pick_hash(hashes: dict[str, str]) -> tuple[str | None, str | None]:
@@ -211,15 +224,28 @@ class _LinkParser(HTMLParser):
         self._close()
 
 
+def anchors(text: str) -> list[dict[str, t.Any]]:
+    """Every ``<a href>`` of an HTML page, raw and in page order: {href (fragment kept), attrs (all of them), text}.
+
+    ``parse_html_links`` reads the same anchors in the same order, so ``anchors(text)[i]`` is its link ``i``.
+    """
+    return _parse_anchors(text).anchors
+
+
+def _parse_anchors(text: str) -> _LinkParser:
+    parser = _LinkParser()
+    parser.feed(text)
+    parser.close()
+    return parser
+
+
 def parse_html_links(text: str, page_url: str) -> list[dict[str, t.Any]]:
     """Every ``<a href>`` of a page: absolute ``url`` (no fragment), ``hash_algo``/``hash_digest``, ``text``, data-*.
 
     Relative hrefs resolve against ``<base href>`` when the page has one (itself resolved against the page URL),
     else against ``page_url``, which must be the URL the page was finally served from.
     """
-    parser = _LinkParser()
-    parser.feed(text)
-    parser.close()
+    parser = _parse_anchors(text)
     base = urljoin(page_url, parser.base) if parser.base else page_url
     links = []
     for anchor in parser.anchors:
@@ -280,10 +306,16 @@ def parse_html_files(text: str, page_url: str) -> tuple[list[dict[str, t.Any]], 
 # --------------------------------------------------------------------------- JSON (PEP 691)
 
 
-def _check_meta(doc: t.Any, url: str) -> None:
+def api_version(doc: t.Any) -> str | None:
+    """``meta.api-version`` of a PEP 691 document; None when it has none."""
     meta = doc.get("meta") if isinstance(doc, dict) else None
     version = meta.get("api-version") if isinstance(meta, dict) else None
-    if not isinstance(version, str):
+    return version if isinstance(version, str) else None
+
+
+def _check_meta(doc: t.Any, url: str) -> None:
+    version = api_version(doc)
+    if version is None:
         raise IndexReadError(
             f"{httputil.redact_url(url)} answered JSON that is not a PEP 691 simple index (no meta.api-version); "
             "check that the URL is the simple index (usually ending in /simple/)."
@@ -326,7 +358,7 @@ def parse_json_files(doc: t.Any, page_url: str) -> tuple[list[dict[str, t.Any]],
         url, frag_algo, frag_digest = split_hash(urljoin(page_url, entry["url"]))
         raw = entry.get("hashes") if isinstance(entry.get("hashes"), dict) else {}
         hashes = {str(k).lower(): str(v).lower() for k, v in raw.items()}
-        if not hashes and frag_algo:
+        if not hashes and frag_algo and frag_digest:  # split_hash gives both or neither
             hashes = {frag_algo: frag_digest}
         core = entry.get("core-metadata", entry.get("dist-info-metadata"))
         yanked = entry.get("yanked", False)
@@ -348,15 +380,22 @@ def parse_json_files(doc: t.Any, page_url: str) -> tuple[list[dict[str, t.Any]],
 # --------------------------------------------------------------------------- fetching
 
 
-def _dir_url(url: str) -> str:
+def dir_url(url: str) -> str:
+    """``url`` with a trailing slash on its path (the index root as clients ask for it)."""
     parts = urlsplit(url)
     if parts.path.endswith("/"):
         return url
     return parts._replace(path=(parts.path or "") + "/").geturl()
 
 
-def _media_type(content_type: str) -> str:
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type header, lower case, without parameters."""
     return content_type.split(";", 1)[0].strip().lower()
+
+
+def is_json(media: str) -> bool:
+    """Whether a media type (``media_type``) is one the clients read as PEP 691 JSON."""
+    return media in _JSON_TYPES or media.endswith("+json")
 
 
 def _charset(content_type: str) -> str:
@@ -367,7 +406,8 @@ def _charset(content_type: str) -> str:
     return "utf-8"
 
 
-def _decode(body: bytes, content_type: str) -> str:
+def decode(body: bytes, content_type: str) -> str:
+    """A page's text, by the Content-Type's charset (UTF-8 without one or with an unknown one; bad bytes replaced)."""
     try:
         return body.decode(_charset(content_type), errors="replace")
     except LookupError:
@@ -390,19 +430,21 @@ def _status_error(resp: t.Any, url: str) -> IndexReadError:
     )
 
 
-def _read(resp: t.Any, url: str) -> tuple[str, t.Any]:
-    """(format, parsed body) of a 200 answer: ``json`` with the decoded document, or ``html`` with the text."""
-    content_type = resp.headers.get("Content-Type", "")
-    media = _media_type(content_type)
-    if media in _JSON_TYPES or media.endswith("+json"):
+def read_page(body: bytes, content_type: str, url: str, hint: str = NOT_JSON_HINT) -> tuple[str, t.Any]:
+    """(format, parsed body) of a page's bytes, by its Content-Type: ``json`` and the decoded document, or ``html``
+    and the text. A JSON type whose body does not parse is an IndexReadError (``hint`` ends its sentence)."""
+    media = media_type(content_type)
+    if is_json(media):
         try:
-            return "json", json.loads(_decode(resp.content, content_type))
+            return "json", json.loads(decode(body, content_type))
         except ValueError:
-            raise IndexReadError(
-                f"{httputil.redact_url(url)} answered {media} that is not valid JSON; "
-                "check the server or the proxy in front of it."
-            ) from None
-    return "html", _decode(resp.content, content_type)
+            raise IndexReadError(f"{httputil.redact_url(url)} answered {media} that is not valid JSON{hint}.") from None
+    return "html", decode(body, content_type)
+
+
+def _read(resp: t.Any, url: str) -> tuple[str, t.Any]:
+    """(format, parsed body) of a 200 answer (``read_page``)."""
+    return read_page(resp.content, resp.headers.get("Content-Type", ""), url)
 
 
 def _envelope(url: str, resp: t.Any, fmt: str) -> dict[str, t.Any]:
@@ -422,7 +464,7 @@ def fetch_projects(session: t.Any, simple_url: str, opts: httputil.ClientOptions
     An empty index is legitimate: ``links_found`` is 0 and the caller decides whether that is an error
     (it also is what a 200 page that is not an index at all looks like; ``content_type`` helps tell them apart).
     """
-    url = _dir_url(simple_url)
+    url = dir_url(simple_url)
     resp = _get_page(session, url, opts)
     if resp.status_code != 200:
         raise _status_error(resp, url)
@@ -437,7 +479,7 @@ def fetch_projects(session: t.Any, simple_url: str, opts: httputil.ClientOptions
 
 def project_url(simple_url: str, project: str) -> str:
     """URL of a project's page under the index root, with the name exactly as given (quoted)."""
-    return urljoin(_dir_url(simple_url), quote(project.strip(), safe="") + "/")
+    return urljoin(dir_url(simple_url), quote(project.strip(), safe="") + "/")
 
 
 def missing_project_status(session: t.Any, simple_url: str, opts: httputil.ClientOptions) -> tuple[str, int | None]:
@@ -469,7 +511,7 @@ def fetch_project(session: t.Any, simple_url: str, project: str, opts: httputil.
         resp = _get_page(session, url, opts)
     if resp.status_code == 404:
         raise IndexReadError(
-            f"Project {project!r} is not on the index {httputil.redact_url(_dir_url(simple_url))} (HTTP 404 for {name}/); "
+            f"Project {project!r} is not on the index {httputil.redact_url(dir_url(simple_url))} (HTTP 404 for {name}/); "
             "check the project name, that it was uploaded, and that the URL is the simple index.",
             status=404,
             url=url,
@@ -567,7 +609,7 @@ def verify_file(
     sha, size = _stream(session, file["url"], opts, extra, progress)
     seconds = time.monotonic() - start
     digests = {"sha256": sha}
-    if extra is not None:
+    if extra is not None and algo:
         digests[algo] = extra.hexdigest()
     return dict(compare_download(file, digests, size), seconds=round(seconds, 3))
 

@@ -32,12 +32,11 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import typing as t
 from urllib.parse import unquote, urlsplit
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, provenance, runner, upload
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, install, provenance, runner, upload
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
 
 INDEX_NAME = "pypiops"  # the install's one named index; its credentials are UV_INDEX_PYPIOPS_USERNAME/_PASSWORD
 # uv publish sends nothing without credentials (measured: "Missing credentials for: <url>"), even to a server whose
@@ -66,6 +65,7 @@ _TRANSPORT = (
 # uv -v (DEBUG) lines naming the requests and the selected file.
 _REQUEST = re.compile(r"request for: (\S+)")
 _SELECTING = re.compile(r"Selecting: (\S+?)==(\S+) \[[^\]]*\] \(([^)]+)\)")
+LOG_PREFIXES = ("DEBUG", "TRACE")  # uv -v's log lines; the rest of its output is what it says went wrong
 
 
 class UvNotFound(Exception):
@@ -122,7 +122,7 @@ def isolation_env(private_dir: str, opts: http.ClientOptions, retries: int = 0) 
     """What every uv child gets: no config, no stored credentials, no netrc, no retries, our timeouts and CA."""
     creds = os.path.join(private_dir, "credentials")
     os.makedirs(creds, mode=0o700, exist_ok=True)
-    netrc = pr.write_netrc(private_dir, None, None, None)  # empty, mode 0600: no ~/.netrc either
+    netrc = install.write_netrc(private_dir, None, None, None)  # empty, mode 0600: no ~/.netrc either
     env = {
         "UV_NO_CONFIG": "1",
         "UV_CREDENTIALS_DIR": creds,
@@ -140,8 +140,27 @@ def isolation_env(private_dir: str, opts: http.ClientOptions, retries: int = 0) 
 
 
 def _insecure_host(url: str) -> list[str]:
-    _scheme, host, port = pr.origin(url)
+    _scheme, host, port = provenance.origin(url)
     return ["--allow-insecure-host", f"{host}:{port}" if port else host]
+
+
+def tls_args(index_url: str, opts: http.ClientOptions) -> list[str]:
+    """uv's TLS options for the index: ``--allow-insecure-host`` without verification, ``--cert`` with a CA bundle."""
+    if not opts.validate_certs:
+        return _insecure_host(index_url)
+    if opts.ca_path:
+        return ["--cert", opts.ca_path]
+    return []
+
+
+def default_index(index_url: str) -> list[str]:
+    """The one index uv may use, named so that its credentials can come from the environment (``install_env``)."""
+    return ["--default-index", f"{INDEX_NAME}={index_url}"]
+
+
+def quiet(text: str) -> str:
+    """uv's output without its ``-v`` log (the DEBUG and TRACE lines): its error, causes and hints."""
+    return "\n".join(line for line in text.splitlines() if not line.startswith(LOG_PREFIXES))
 
 
 # ---------------------------------------------------------------- publish
@@ -242,12 +261,9 @@ def uv_publish(
     uv: str,
 ) -> upload.Outcome:
     """Upload one file with ``uv publish``; credentials in its environment, never argv (like upload.twine_upload)."""
-    private = tempfile.mkdtemp(prefix="pypi_ops-uv-")  # mode 0700
-    try:
-        env = publish_env(private, opts)
+    with install.work_dir("pypi_ops-uv-") as work:
+        env = publish_env(work.auth, opts)
         res = runner.run(module, scrubbed(publish_argv(uv, repository_url, path, opts), env), timeout, env=env)
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
     if res.timed_out:
         msg = f"uv publish did not finish within {timeout:g}s"
         return upload.Outcome("error", None, opts.deadline.explain_timeout(msg, "during uv publish"))
@@ -265,7 +281,7 @@ def uv_publish(
 
 
 # The same spec as pip's; its ``uv`` field names the uv binary (None: found by ``find_uv``).
-UvInstallSpec = pr.InstallSpec
+UvInstallSpec = install.InstallSpec
 
 
 def venv_argv(uv: str, python: str, path: str) -> list[str]:
@@ -283,17 +299,13 @@ def install_argv(
 ) -> list[str]:
     argv = [
         uv, "-v", "pip", "install", "--no-config", "--no-cache", "--no-build",
-        "--python", venv_python, "--default-index", f"{INDEX_NAME}={index_url}",
+        "--python", venv_python, *default_index(index_url),
     ]  # fmt: skip
     if pre:
         argv += ["--prerelease", "allow"]
     if exclude_newer:
         argv += ["--exclude-newer", exclude_newer]
-    if not opts.validate_certs:
-        argv += _insecure_host(index_url)
-    elif opts.ca_path:
-        argv += ["--cert", opts.ca_path]
-    return argv + [req]
+    return argv + tls_args(index_url, opts) + [req]
 
 
 def install_env(private_dir: str, opts: http.ClientOptions, retries: int = 0) -> dict[str, str]:
@@ -307,7 +319,7 @@ def install_env(private_dir: str, opts: http.ClientOptions, retries: int = 0) ->
 def parse_verbose(text: str) -> dict[str, t.Any]:
     """From uv's ``-v`` log: every URL it requested, and the files it selected as {normalized name: (version, file)}."""
     requests = [m.group(1) for m in _REQUEST.finditer(text or "")]
-    selected = {pr.normalize_name(m.group(1)): (m.group(2), m.group(3)) for m in _SELECTING.finditer(text or "")}
+    selected = {si.normalize(m.group(1)): (m.group(2), m.group(3)) for m in _SELECTING.finditer(text or "")}
     return {"requests": requests, "selected": selected}
 
 
@@ -332,16 +344,16 @@ def explain_uv_failure(text: str, spec: UvInstallSpec, index_url: str, opts: htt
             f"uv could not verify the TLS certificate of {safe}; pass the CA bundle that signed it as ca_path "
             "(pypi_ca_path), which uv gets as --cert and SSL_CERT_FILE."
         )
-    stall = pr.stalled_download("uv", text, req, opts)
+    stall = install.stalled_download("uv", text, req, opts)
     if stall:
         return stall
     if any(s in low for s in ("connection refused", "tcp connect error", "dns error", "timed out", "error sending")):
-        diagnosis = pr.diagnose_index(index_url, spec.name, opts)
+        diagnosis = install.diagnose_index(index_url, spec.name, opts)
         if diagnosis:
             return diagnosis
         return f"The index {safe} is unreachable for uv; check the URL and that the server is running."
     if "not found in the package registry" in low or "no version of" in low or "no solution found" in low:
-        diagnosis = pr.diagnose_index(index_url, spec.name, opts)
+        diagnosis = install.diagnose_index(index_url, spec.name, opts)
         if diagnosis:
             return diagnosis
         return f"{req} is not on the index {safe} (uv looked only there, wheels only)."
@@ -362,65 +374,47 @@ def _installs(seen: dict[str, t.Any]) -> list[dict[str, t.Any]]:
 def install_and_import(module: t.Any | None, spec: UvInstallSpec, opts: http.ClientOptions) -> dict[str, t.Any]:
     """``uv venv`` + ``uv pip install`` ``spec`` from its index only, import it, and check where it came from.
 
-    Raises ``pip_runner.InstallError`` (one sentence, uv's output tail) like ``pip_runner.install_and_import``.
+    Raises ``install.InstallError`` (one sentence, uv's output tail) like ``pip_runner.install_and_import``.
     """
-    index_url, url_user, url_password = pr.split_credentials(spec.index_url)
-    if url_user is not None or url_password is not None:
-        opts = opts._replace(
-            username=opts.username if opts.username is not None else url_user,
-            password=opts.password if opts.password is not None else url_password,
-        )
-    safe_index = http.redact_url(index_url)
-    scheme, host, _port = pr.origin(index_url)
-    if scheme not in ("http", "https") or not host:
-        raise pr.InstallError(
-            f"index_url {safe_index!r} is not an http(s) URL; give the simple index, e.g. http://host:8080/simple/."
-        )
+    index = install.index_of(spec.index_url, opts)
+    if index.problem:
+        raise install.InstallError(index.problem)
+    index_url, safe_index, opts = index.url, index.safe, index.opts
     try:
         uv = find_uv(spec.uv, spec.python)
     except UvNotFound as exc:
-        raise pr.InstallError(exc.msg) from None
+        raise install.InstallError(exc.msg) from None
     python = spec.python or sys.executable
-    if spec.work_dir:
-        os.makedirs(spec.work_dir, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="pypi_ops-uv-install-", dir=spec.work_dir or None)  # mode 0700
-    venv_dir = os.path.join(work, "venv")
-    private = os.path.join(work, ".auth")
     result: dict[str, t.Any] = {"changed": False, "requirement": spec.requirement, "index_url": safe_index, "uv": uv}
-    try:
-        os.mkdir(private, 0o700)
-        env = install_env(private, opts, spec.retries)
-        res = runner.run(module, scrubbed(venv_argv(uv, python, venv_dir), env), spec.timeout, env=env, cwd=work)
-        venv_python = os.path.join(venv_dir, "bin", "python")
+    with install.work_dir("pypi_ops-uv-install-", spec.work_dir, spec.keep_venv) as work:
+        env = install_env(work.auth, opts, spec.retries)
+        res = runner.run(module, scrubbed(venv_argv(uv, python, work.venv), env), spec.timeout, env=env, cwd=work.path)
+        venv_python = install.venv_python(work.venv)
         if res.rc != 0 or not os.path.exists(venv_python):
             why = "timed out" if res.timed_out else f"rc={res.rc}"
-            raise pr.InstallError(
-                f"uv venv could not create the throwaway venv {venv_dir} ({why}): {_causes(res.text) or 'no output'}.",
+            raise install.InstallError(
+                f"uv venv could not create the throwaway venv {work.venv} ({why}): {_causes(res.text) or 'no output'}.",
                 runner.tail(res.text).splitlines(),
             )
         argv = install_argv(uv, venv_python, index_url, spec.requirement, opts, spec.pre, spec.uploaded_prior_to)
         result["cmd"] = argv
-        res = runner.run(module, scrubbed(argv, env), spec.timeout, env=env, cwd=work)
-        quiet = "\n".join(line for line in res.text.splitlines() if not line.startswith(("DEBUG", "TRACE")))
-        tail = runner.tail(quiet, 20).splitlines()
+        res = runner.run(module, scrubbed(argv, env), spec.timeout, env=env, cwd=work.path)
+        text = quiet(res.text)
+        tail = runner.tail(text, 20).splitlines()
         if res.timed_out:
-            raise pr.InstallError(
-                opts.deadline.explain_timeout(
-                    f"uv pip install {spec.requirement} from {safe_index} did not finish within {spec.timeout:g}s.",
-                    f"during uv pip install {spec.requirement}",
-                ),
-                tail,
+            raise install.InstallError(
+                install.timed_out("uv pip install", spec.requirement, safe_index, spec.timeout, opts), tail
             )
         if res.rc != 0:
-            cutoff = pr.cutoff_outcome(quiet) if spec.uploaded_prior_to else None
-            msg = pr.cutoff_message("uv", cutoff, spec, safe_index) or explain_uv_failure(quiet, spec, index_url, opts)
-            raise pr.InstallError(msg + " Last lines of uv's output:\n" + "\n".join(tail), tail, cutoff=cutoff)
+            cutoff, msg = install.cutoff_failure("uv", text, spec, safe_index)
+            msg = msg or explain_uv_failure(text, spec, index_url, opts)
+            raise install.InstallError(install.with_tail(msg, "uv", tail), tail, cutoff=cutoff)
 
         seen = parse_verbose(res.text)
-        chosen = seen["selected"].get(pr.normalize_name(spec.name))
+        chosen = seen["selected"].get(si.normalize(spec.name))
         downloads = [u for u in seen["requests"] if chosen and unquote(urlsplit(u).path).endswith("/" + chosen[1])]
         if not chosen or not downloads:
-            raise pr.InstallError(
+            raise install.InstallError(
                 f"uv installed {spec.requirement} but its -v log names no file of {spec.name} it downloaded, so where "
                 "it came from cannot be proven; this uv's log format may have changed (check the pinned uv version).",
                 tail,
@@ -441,32 +435,28 @@ def install_and_import(module: t.Any | None, spec: UvInstallSpec, opts: http.Cli
             files = pages[item["name"]]["files"]
             key = provenance.file_key(item["url"])
             item["sha256"] = files.get(key)
-            if key in files and not item["sha256"] and item["name"] == pr.normalize_name(spec.name):
-                item["sha256"] = pr.fetch_sha256(item["url"], opts)
+            if key in files and not item["sha256"] and item["name"] == si.normalize(spec.name):
+                item["sha256"] = install.fetch_sha256(item["url"], opts)
                 result["sha256_source"] = "download"
-        main = next(item for item in installs if item["name"] == pr.normalize_name(spec.name))
+        main = next(item for item in installs if item["name"] == si.normalize(spec.name))
         result.update(sha256=main["sha256"], sha256_source=result.get("sha256_source", "index-hash-checked-by-uv"))
         # provenance: every page from the index under test, every file one it advertised, with the uploaded bytes
         expected = {main["name"]: spec.expected_sha256} if spec.expected_sha256 else None
         try:
             result["provenance"] = provenance.judge(index_url, "uv", pages, installs, expected, seen["requests"])
         except provenance.ProvenanceError as exc:
-            raise pr.InstallError(exc.msg, tail, resolved_url=http.redact_url(exc.url or main["url"])) from None
+            raise install.InstallError(exc.msg, tail, resolved_url=http.redact_url(exc.url or main["url"])) from None
         expected_sha = (spec.expected_sha256 or "").strip().lower()
         if expected_sha and result["sha256"] != expected_sha:
-            raise pr.InstallError(
+            raise install.InstallError(
                 f"{filename} on the index has sha256 {result['sha256']}, expected {expected_sha}: the served bytes "
                 "differ from the built file.",
                 **result,
             )
-        imported = pr.import_check(module, venv_python, spec.module_name, work, spec.timeout)
+        imported = install.import_check(module, venv_python, spec.module_name, work.path, spec.timeout)
         import_file = imported.get("file") or ""
         result.update(imported_version=imported.get("version"), import_file=import_file)
-        pr.check_import(spec, imported, venv_dir, "uv", result)
+        install.check_import(spec, imported, work.venv, "uv", result)
         if spec.keep_venv:
-            result["venv_dir"] = venv_dir
+            result["venv_dir"] = work.venv
         return result
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
-        if not spec.keep_venv:
-            shutil.rmtree(work, ignore_errors=True)

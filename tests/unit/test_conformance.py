@@ -464,3 +464,23 @@ def test_failure_message_is_one_sentence():
     assert msg and "\n" not in msg and "pw" not in msg and "hash_matches (PEP 503): x.whl differs;" in msg
     assert cf.failure_message([cf.finding("a", "503", "warn", "w")], "p", "http://h/") is None
     assert os.linesep not in cf.failure_message([cf.finding("a", "503", "warn", "w")], "p", "http://h/", strict=True)
+
+
+def test_simple_index_public_reading_api_that_conformance_uses():
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
+
+    page = '<base href="/x/"><a href="a-1.0.whl#sha256=AB" data-yanked="">a</a><a href="../b-2.0.tar.gz">b</a>'
+    raw, links = si.anchors(page), si.parse_html_links(page, "http://h/simple/p/")
+    assert [a["href"] for a in raw] == ["a-1.0.whl#sha256=AB", "../b-2.0.tar.gz"]
+    assert [link["url"] for link in links] == ["http://h/x/a-1.0.whl", "http://h/b-2.0.tar.gz"]  # same order
+    assert "data-yanked" in raw[0]["attrs"] and links[0]["yanked"]
+    assert si.media_type('Application/JSON; charset="latin-1"') == "application/json"
+    assert si.decode("é".encode("latin-1"), "text/html; charset=latin-1") == "é"
+    assert si.read_page(b'{"meta": {"api-version": "1.1"}}', JSON_CT, "http://h/")[0] == "json"
+    assert si.api_version(json.loads(b'{"meta": {"api-version": "1.1"}}')) == "1.1" and si.api_version([]) is None
+    assert si.read_page(b"<a href=x>x</a>", "text/html", "http://h/") == ("html", "<a href=x>x</a>")
+    for hint, tail in ((si.NOT_JSON_HINT, "; check the server or the proxy in front of it."), ("", ".")):
+        with pytest.raises(si.IndexReadError) as err:
+            si.read_page(b"<html>", "application/vnd.pypi.simple.v1+json", "http://u:pw@h/simple/p/", hint)
+        assert err.value.msg == f"http://h/simple/p/ answered {JSON_CT} that is not valid JSON{tail}"
+    assert si.dir_url("http://h/simple") == "http://h/simple/" and si.normalize("Foo.Bar__baz") == "foo-bar-baz"

@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import conformance as cf
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import cooldown as cd
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, uv_runner
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, install, uv_runner
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
 
 T0 = 1_796_000_000.0  # when the run started
@@ -155,7 +155,7 @@ UV_EXCLUDED = (
     ],
 )
 def test_cutoff_outcome_reads_what_the_clients_say(text, kind):
-    assert pr.cutoff_outcome(text) == kind
+    assert install.cutoff_outcome(text) == kind
 
 
 def test_the_cutoff_goes_to_each_client_as_its_option():
@@ -239,7 +239,7 @@ def test_verdict_skips_clients_that_cannot_try_and_names_them():
 
 
 def test_outcome_keeps_one_sentence_and_the_kind():
-    err = pr.InstallError("pip --uploaded-prior-to X refused. Last lines of pip's output:\nERROR: ...", cutoff="x")
+    err = install.InstallError("pip --uploaded-prior-to X refused. Last lines of pip's output:\nERROR: ...", cutoff="x")
     row = cd.outcome("pip", "after", "X", None, err)
     assert row["msg"] == "pip --uploaded-prior-to X refused." and row["kind"] == "x" and not row["installed"]
     row = cd.outcome("pip", "after", "X", {"filename": FILE})

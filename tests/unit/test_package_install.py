@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, install, provenance
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import probe as pb
 from ansible_collections.pypi_ops.pypiserver.plugins.modules import package_install
@@ -211,7 +211,7 @@ def test_index_without_hash_fragments(pypiserver_factory, dists, tmp_path, run_m
     assert not res.failed, res
     assert res["sha256"] == dists["1.0.0"]["wheel"]["sha256"]
     # The streaming fallback agrees with whatever pip reported.
-    assert pr.fetch_sha256(res["resolved_url"], http.ClientOptions.from_params({})) == res["sha256"]
+    assert install.fetch_sha256(res["resolved_url"], http.ClientOptions.from_params({})) == res["sha256"]
     assert_clean(tmp_path)
 
 
@@ -240,13 +240,13 @@ def test_check_mode_installs_nothing(pypiserver, tmp_path, run_module):
 
 
 def test_helpers():
-    assert pr.split_credentials("https://u%40x:p%3Aw@h.example:8443/simple/") == (
+    assert install.split_credentials("https://u%40x:p%3Aw@h.example:8443/simple/") == (
         "https://h.example:8443/simple/", "u@x", "p:w"
     )  # fmt: skip
-    assert pr.origin("https://H.example/simple/") == ("https", "h.example", 443)
-    assert pr.netrc_token("plain") == "plain"
-    assert pr.netrc_token('a "b"') == '"a \\"b\\""'
-    assert pr.netrc_token("") == '""'
+    assert provenance.origin("https://H.example/simple/") == ("https", "h.example", 443)
+    assert install.netrc_token("plain") == "plain"
+    assert install.netrc_token('a "b"') == '"a \\"b\\""'
+    assert install.netrc_token("") == '""'
     # pip's own words for bytes that do not match the index's #sha256 fragment (pypiserver cannot be made to lie).
     pip_text = (
         "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n    x.whl:\n  Expected sha256 aa"
@@ -254,6 +254,53 @@ def test_helpers():
     spec = pr.InstallSpec("http://127.0.0.1:1/simple/", NAME, "1.0.0")
     msg = pr.explain_pip_failure(pip_text, spec, spec.index_url, http.ClientOptions.from_params({}))
     assert "sha256 differs from the hash in its own index page" in msg
+
+
+def test_index_of_takes_the_urls_credentials_only_where_none_were_given():
+    given = http.ClientOptions.from_params({"username": "ci", "password": ""})
+    index = install.index_of("https://u:p%40ss@h.example/simple/", given)
+    assert (index.url, index.safe, index.host, index.problem) == (
+        "https://h.example/simple/", "https://h.example/simple/", "h.example", None
+    )  # fmt: skip
+    assert (index.opts.username, index.opts.password) == ("ci", "")  # an explicit empty password stays empty
+    blank = install.index_of("https://u:p%40ss@h.example/simple/", given, blank_is_unset=True)
+    assert (blank.opts.username, blank.opts.password) == ("ci", "p@ss")
+    none = install.index_of("https://u:pw@h.example/simple/", http.ClientOptions.from_params({}))
+    assert (none.opts.username, none.opts.password) == ("u", "pw") and none.opts.has_credentials
+    bad = install.index_of("ftp://u:pw@h.example/simple/", http.ClientOptions.from_params({}))
+    assert bad.problem == (
+        "index_url 'ftp://h.example/simple/' is not an http(s) URL; give the simple index, e.g. "
+        "http://host:8080/simple/."
+    )
+
+
+def test_work_dir_is_removed_even_when_the_body_fails(tmp_path):
+    parent = tmp_path / "not-yet"
+    with pytest.raises(RuntimeError), install.work_dir("pypi_ops-t-", str(parent)) as work:
+        assert os.path.dirname(work.path) == str(parent) and os.stat(work.auth).st_mode & 0o777 == 0o700
+        secret = install.netrc_for(work.auth, "h.example", http.ClientOptions.from_params({"password": "pw"}))
+        assert open(secret, encoding="utf-8").read() == 'machine h.example login "" password pw\n'
+        raise RuntimeError("the install failed")
+    assert os.listdir(parent) == []
+    with install.work_dir("pypi_ops-t-", str(parent), keep=True) as work:
+        empty = install.netrc_for(work.auth, "h.example", http.ClientOptions.from_params({"username": "u"}))
+        assert open(empty, encoding="utf-8").read() == ""  # a user name alone is no credential: an empty netrc
+    assert os.listdir(work.path) == [] and os.path.isdir(work.path)  # kept, without its .auth
+
+
+def test_failure_wording_is_shared_by_the_clients():
+    opts = http.ClientOptions.from_params({})
+    assert install.timed_out("pip install", "p==1", "http://i/simple/", 30, opts, " (timeout)") == (
+        "pip install p==1 from http://i/simple/ did not finish within 30s (timeout)."
+    )
+    assert install.with_tail("pip failed.", "uv", ["a", "b"]) == "pip failed. Last lines of uv's output:\na\nb"
+    spec = install.InstallSpec("http://i/simple/", NAME, "1.0.0", uploaded_prior_to="2026-01-01T00:00:00Z")
+    assert install.cutoff_failure("uv", "warning: f.whl is missing an upload date", spec, "http://i/simple/") == (
+        "no_upload_time",
+        f"uv --exclude-newer 2026-01-01T00:00:00Z found no file of {NAME}==1.0.0 on http://i/simple/ it could "
+        "install: the index gives no upload date (PEP 700 upload-time), and uv drops every file without one.",
+    )
+    assert install.cutoff_failure("pip", "anything", spec._replace(uploaded_prior_to=None), "x") == (None, None)
 
 
 # ---------------------------------------------------------------- client uv (uv venv + uv pip install, the real uv)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import report, traffic
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import report, report_html, traffic
 from ansible_collections.pypi_ops.pypiserver.plugins.modules import test_report
 from tests.helpers import parse_junit
 
@@ -364,7 +364,7 @@ def test_summary_and_html_show_the_client_matrix_and_conformance(tmp_path):
     assert "## Client matrix" in md and "| twine | pip | PASSED | pip installed 1.0.0 |" in md
     assert "| uv | pip | FAILED | install with pip failed: <got 9.9> \\| x |" in md  # the pipe cannot break the table
     assert "## Index conformance" in md and "| hash_fragments | 503 | WARN | no hash on 1 link |" in md
-    page = report.report_html(results, "suite", {}, "2026-01-01T00:00:00Z")
+    page = report_html.report_html(results, "suite", {}, "2026-01-01T00:00:00Z")
     assert "<h2>Client matrix</h2>" in page and "&lt;got 9.9&gt;" in page and "<got 9.9>" not in page
     assert '<span class="badge warn">WARN</span>' in page
     # without those tests, neither section appears

@@ -15,8 +15,7 @@ import sys
 
 import pytest
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, install
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import probe as pb
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import uv_runner as uvr
 from tests.badservers import BadServer, refusing_port
@@ -171,7 +170,7 @@ def test_credentials_stored_with_uv_auth_are_not_used(pypiserver_factory, dists,
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     work = tmp_path / "work"
-    with pytest.raises(pr.InstallError) as err:  # no credentials given: the stored login must not be used
+    with pytest.raises(install.InstallError) as err:  # no credentials given: the stored login must not be used
         uvr.install_and_import(None, spec(server, work, uv_bin), opts())
     assert "wants credentials (HTTP 401)" in err.value.msg
     got = uvr.uv_publish(None, server.url, dists["2.0.0"]["path"], opts(), 120, uv_bin)
@@ -249,7 +248,7 @@ def test_install_with_credentials_in_the_environment(pypiserver_factory, dists, 
     res = uvr.install_and_import(None, spec(server, tmp_path, uv_bin, expected_version="2.0.0"), opts(USER, PASSWORD))
     assert res["installed_version"] == "2.0.0"
     assert PASSWORD not in repr(res)
-    with pytest.raises(pr.InstallError) as err:
+    with pytest.raises(install.InstallError) as err:
         uvr.install_and_import(None, spec(server, tmp_path, uv_bin), opts())
     assert "wants credentials (HTTP 401)" in err.value.msg
     assert PASSWORD not in err.value.msg and PASSWORD not in "\n".join(err.value.output_tail)
@@ -257,10 +256,10 @@ def test_install_with_credentials_in_the_environment(pypiserver_factory, dists, 
 
 def test_install_wrong_version_is_an_error(pypiserver, dists, uv_bin, tmp_path):
     put(pypiserver, dists["1.0.0"], dists["2.0.0"])
-    with pytest.raises(pr.InstallError) as err:  # the latest (2.0.0) is resolved, 1.0.0 was expected
+    with pytest.raises(install.InstallError) as err:  # the latest (2.0.0) is resolved, 1.0.0 was expected
         uvr.install_and_import(None, spec(pypiserver, tmp_path, uv_bin, expected_version="1.0.0"), opts())
     assert "expected '1.0.0'" in err.value.msg and "2.0.0" in err.value.msg
-    with pytest.raises(pr.InstallError) as err:
+    with pytest.raises(install.InstallError) as err:
         uvr.install_and_import(
             None, spec(pypiserver, tmp_path, uv_bin, version="1.0.0", expected_sha256="0" * 64), opts()
         )
@@ -269,10 +268,10 @@ def test_install_wrong_version_is_an_error(pypiserver, dists, uv_bin, tmp_path):
 
 def test_install_absent_version_and_project(pypiserver, dists, uv_bin, tmp_path):
     put(pypiserver, dists["1.0.0"])
-    with pytest.raises(pr.InstallError) as err:
+    with pytest.raises(install.InstallError) as err:
         uvr.install_and_import(None, spec(pypiserver, tmp_path, uv_bin, version="3.0.0"), opts())
     assert f"{NAME}==3.0.0 is not on the index" in err.value.msg
-    with pytest.raises(pr.InstallError) as err:
+    with pytest.raises(install.InstallError) as err:
         uvr.install_and_import(None, spec(pypiserver, tmp_path, uv_bin, name="pypi-ops-not-there"), opts())
     assert "is not on the index" in err.value.msg and "404" in err.value.msg
 
@@ -296,7 +295,7 @@ def test_install_through_a_fallback_redirect_is_caught(pypiserver_factory, dists
     other = pypiserver_factory()
     put(other, dists["2.0.0"])
     server = pypiserver_factory(fallback_url=other.simple_url)
-    with pytest.raises(pr.InstallError) as err:
+    with pytest.raises(install.InstallError) as err:
         uvr.install_and_import(None, spec(server, tmp_path, uv_bin), opts())
     assert "sends the project page" in err.value.msg and "another origin" in err.value.msg
     assert f"127.0.0.1:{other.port}" in err.value.msg
@@ -307,13 +306,13 @@ def test_install_unreachable_index(uv_bin, tmp_path):
         s = uvr.UvInstallSpec(
             index_url=f"http://127.0.0.1:{port}/simple/", name=NAME, work_dir=str(tmp_path), uv=uv_bin
         )
-        with pytest.raises(pr.InstallError) as err:
+        with pytest.raises(install.InstallError) as err:
             uvr.install_and_import(None, s, opts())
     assert "Connection refused" in err.value.msg or "unreachable" in err.value.msg
 
 
 def test_install_without_uv_is_one_sentence(tmp_path):
     s = uvr.UvInstallSpec(index_url="http://127.0.0.1:9/simple/", name=NAME, uv=str(tmp_path / "no-uv"))
-    with pytest.raises(pr.InstallError) as err:
+    with pytest.raises(install.InstallError) as err:
         uvr.install_and_import(None, s, opts())
     assert "uv is not at" in err.value.msg and "\n" not in err.value.msg
