@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # How the Kubernetes modules find the cluster.
+    # How the Kubernetes modules find the cluster (module_utils/args_common.py K8S_ARGS).
     DOCUMENTATION = r"""
 options:
   kubeconfig:
@@ -17,4 +17,13 @@ options:
   context:
     description: Context in the kubeconfig. Defaults to its current context.
     type: str
+"""
+
+    # The namespace the Kubernetes API modules work in (module_utils/args_common.py K8S_NAMESPACE_ARGS).
+    NAMESPACE = r"""
+options:
+  namespace:
+    description: Namespace of the objects the module works on (the pods, the Secret). It must exist.
+    type: str
+    required: true
 """

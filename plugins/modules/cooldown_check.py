@@ -23,17 +23,14 @@ description:
   - A client that is not installed, or a pip without C(--uploaded-prior-to) (before 26.0), is left out and named in
     RV(reason); with no client left, RV(status=skip).
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Nothing is installed; the result says C(skipped=true) and gives the cut-offs.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+    details: Nothing is installed; the result says C(skipped=true) and gives the cut-offs.
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
+  - pypi_ops.pypiserver.attributes
 options:
   index_url:
     description: The simple index of the server under test, e.g. C(http://127.0.0.1:8080/simple/).
@@ -161,11 +158,12 @@ outcomes:
 import time
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import cooldown as cd
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, probe
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -240,18 +238,17 @@ def main() -> None:
         timeout=dict(type="float", default=300.0),
         **http.CLIENT_ARGS,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not http.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(http.REQUESTS_IMPORT_ERROR))
-    try:
-        result = run(module)
-    except Exception as exc:  # noqa: BLE001 - last resort: one sentence instead of a traceback
-        module.fail_json(
-            msg=f"Unexpected {type(exc).__name__} while checking cooldowns against "
-            f"{http.redact_url(module.params['index_url'])}: {exc}; this is a bug in "
-            "pypi_ops.pypiserver.cooldown_check, please report it with the exception text."
-        )
-    module.exit_json(**result)
+    run_module(
+        "cooldown_check",
+        argument_spec,
+        run,
+        libraries=[
+            Library("requests", http.HAS_REQUESTS, http.REQUESTS_IMPORT_ERROR),
+            Library("packaging", probe.HAS_PACKAGING, probe.PACKAGING_IMPORT_ERROR),
+        ],
+        doing=lambda p: f"while checking cooldowns against {http.redact_url(p['index_url'])}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: credentials_check
 short_description: Prove that a pypiserver accepts some credentials and refuses others, without changing anything
-version_added: "0.1.0"
+version_added: "0.2.0"
 description:
   - Sends a request that pypiserver authenticates before doing anything and that changes nothing, and checks the answers.
     For the C(update) action it is C(POST /) with C(:action=verify), which pypiserver answers 200 and ignores; for C(list),
@@ -21,17 +21,11 @@ description:
     server picks up the new htpasswd a moment after it was written.
   - Every failure is one sentence naming what was answered and what to check.
 author:
-  - pypi_ops contributors
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs in check mode too.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - pypi_ops contributors (@pypi-ops)
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.attributes.read_only
 options:
   url:
     description: Base URL of the server (where uploads go, C(POST /)).
@@ -122,6 +116,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import credentials as cred
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -160,16 +155,15 @@ def main() -> None:
         hint=dict(type="str", default=""),
         **httputil.client_args(),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not httputil.HAS_REQUESTS:  # pragma: no cover - depends on the controller
-        module.fail_json(
-            msg=f"The requests library is missing on the controller ({httputil.REQUESTS_IMPORT_ERROR}); pip install requests."
-        )
-    try:
-        result = run(module)
-    except cred.CredentialsError as exc:
-        module.fail_json(msg=exc.msg)
-    module.exit_json(**result)
+    run_module(
+        "credentials_check",
+        argument_spec,
+        run,
+        libraries=[Library("requests", httputil.HAS_REQUESTS, httputil.REQUESTS_IMPORT_ERROR)],
+        errors={cred.CredentialsError: None},
+        doing=lambda p: f"while proving the credentials at {httputil.redact_url(p['url'])}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: htpasswd_secret
 short_description: Put new credentials into the Kubernetes Secret a pypiserver reads its htpasswd from
-version_added: "0.1.0"
+version_added: "0.2.0"
 description:
   - Reads the Secret O(namespace)/O(name), and when its C(.htpasswd) key does not already accept O(username) with
     O(password), merge-patches its C(data) with a new C(.htpasswd) holding exactly O(username) (passlib's default scheme).
@@ -21,23 +21,19 @@ description:
   - For a Secret the chart created from its values, prefer C(helm upgrade) with the new C(auth.password), because a later
     C(helm upgrade --reuse-values) would otherwise write the old password back.
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Reads the Secret and reports whether it would change; nothing is patched.
-  diff_mode:
-    support: none
+    details: Reads the Secret and reports whether it would change; nothing is patched.
   platform:
     platforms: all
-    description: Talks to the Kubernetes API with the kubernetes Python client.
+    details: Talks to the Kubernetes API with the kubernetes Python client.
 extends_documentation_fragment:
   - pypi_ops.pypiserver.k8s
+  - pypi_ops.pypiserver.k8s.namespace
+  - pypi_ops.pypiserver.attributes
 options:
-  namespace:
-    description: Namespace of the Secret.
-    type: str
-    required: true
   name:
     description: Name of the Secret (the chart's is C(<fullname>-auth), or its C(auth.existingSecret)).
     type: str
@@ -96,6 +92,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import credentials as cred
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import k8s_wait as kw
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.args_common import K8S_ARGS, K8S_NAMESPACE_ARGS
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -109,21 +107,21 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 def main() -> None:
     argument_spec = dict(
-        kubeconfig=dict(type="path"),
-        context=dict(type="str"),
-        namespace=dict(type="str", required=True),
         name=dict(type="str", required=True),
         username=dict(type="str", required=True),
         password=dict(type="str", required=True, no_log=True),
+        **K8S_ARGS,
+        **K8S_NAMESPACE_ARGS,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = run(module)
-    except kw.K8sError as exc:
-        module.fail_json(msg=cred.k8s_sentence(exc))
-    except cred.CredentialsError as exc:
-        module.fail_json(msg=exc.msg)
-    module.exit_json(**result)
+    run_module(
+        "htpasswd_secret",
+        argument_spec,
+        run,
+        libraries=[Library("kubernetes", kw.HAS_K8S, kw.K8S_IMPORT_ERROR)],
+        errors={kw.K8sError: lambda exc, module: {"msg": cred.k8s_sentence(exc)}, cred.CredentialsError: None},
+        doing=lambda p: f"while writing the Secret {p['namespace']}/{p['name']}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

@@ -14,18 +14,16 @@ description:
   - One GET with connect and read timeouts, optionally retried with bounded backoff until a deadline.
   - Checks the status and, optionally, that the body is HTML; reports the links found and the elapsed time.
   - Transport and TLS failures become one sentence naming the cause and the next step.
+notes:
+  - The progress this module writes to O(progress_file) is the attempt number and the last error while the module
+    waits (O(wait)).
 author:
-  - pypi_ops contributors
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs in check mode too.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - pypi_ops contributors (@pypi-ops)
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.attributes.read_only
+  - pypi_ops.pypiserver.progress
 options:
   url:
     description: URL to fetch.
@@ -57,6 +55,7 @@ options:
     type: list
     elements: str
     default: []
+    version_added: "0.3.0"
   wait:
     description: Seconds to keep retrying (backoff 0.2 s to 2 s) until the status is acceptable; V(0) tries once.
     type: float
@@ -70,11 +69,13 @@ options:
     type: str
     choices: [GET, POST]
     default: GET
+    version_added: "0.2.0"
   form:
     description:
       - "Form fields of a V(POST), for example C({\":action\": \"verify\"}), which pypiserver authenticates and ignores."
     type: dict
     default: {}
+    version_added: "0.2.0"
   compare_anonymous:
     description:
       - When a password is given and the answer is acceptable, send the same request once more without credentials.
@@ -82,13 +83,9 @@ options:
         RV(credentials_needed=false). Otherwise RV(credentials_needed=true). Nothing is compared without a password.
     type: bool
     default: false
+    version_added: "0.2.0"
   progress_file:
-    description:
-      - File this module rewrites while it waits (O(wait)), with the attempt number and the last error, as one small
-        JSON object, atomically and at most once a second.
-      - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
-        there is no need to set it by hand.
-    type: path
+    version_added: "0.2.0"
 """
 
 EXAMPLES = r"""
@@ -168,6 +165,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import conformance as cf
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.args_common import PROGRESS_ARGS
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 _HREF = re.compile(r"<a\s[^>]*href=[\"']([^\"']*)[\"']", re.I)
 
@@ -312,11 +311,17 @@ def main() -> None:
         form=dict(type="dict", default={}),
         compare_anonymous=dict(type="bool", default=False),
         follow_links=dict(type="list", elements="str", default=[]),
-        progress_file=dict(type="path"),
+        **PROGRESS_ARGS,
         **httputil.CLIENT_ARGS,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    module.exit_json(**run(module))
+    run_module(
+        "http_check",
+        argument_spec,
+        run,
+        libraries=[Library("requests", httputil.HAS_REQUESTS, httputil.REQUESTS_IMPORT_ERROR)],
+        doing=lambda p: f"while checking {httputil.redact_url(p['url'])}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

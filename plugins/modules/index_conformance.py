@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: index_conformance
 short_description: Check a simple index against the PEPs pip and uv rely on, and report what it supports
-version_added: "0.2.0"
+version_added: "0.3.0"
 description:
   - Reads one project of a simple index the way pip and uv do and judges the answers. Each check is a finding with a
     status of V(pass), V(warn), V(fail) or V(skip) (nothing to check).
@@ -32,17 +32,11 @@ description:
   - RV(supports) records what the server offers (JSON, metadata files, yanking, C(data-requires-python), hash
     algorithms, range requests).
 author:
-  - pypi_ops contributors
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads (GET requests), so it runs unchanged in check mode; C(changed) is always false.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - pypi_ops contributors (@pypi-ops)
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.attributes.read_only
 options:
   url:
     description:
@@ -190,11 +184,12 @@ summary:
 
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import conformance as cf
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -245,21 +240,18 @@ def main() -> None:
         strict=dict(type="bool", default=False),
         **httputil.CLIENT_ARGS,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not httputil.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(httputil.REQUESTS_IMPORT_ERROR))
-    if not si.HAS_PACKAGING:
-        module.fail_json(msg=missing_required_lib("packaging"), exception=str(si.PACKAGING_IMPORT_ERROR))
-    try:
-        result = run(module)
-    except si.IndexReadError as exc:
-        module.fail_json(msg=exc.msg, status=exc.status)
-    except Exception as exc:  # noqa: BLE001 - last resort: one sentence instead of a traceback
-        module.fail_json(
-            msg=f"Unexpected {type(exc).__name__} while checking {httputil.redact_url(module.params['url'])}: {exc}; "
-            "this is a bug in pypi_ops.pypiserver.index_conformance, please report it with the exception text."
-        )
-    module.exit_json(**result)
+    run_module(
+        "index_conformance",
+        argument_spec,
+        run,
+        libraries=[
+            Library("requests", httputil.HAS_REQUESTS, httputil.REQUESTS_IMPORT_ERROR),
+            Library("packaging", si.HAS_PACKAGING, si.PACKAGING_IMPORT_ERROR),
+        ],
+        errors={si.IndexReadError: ("status",)},
+        doing=lambda p: f"while checking {httputil.redact_url(p['url'])}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

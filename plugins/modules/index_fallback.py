@@ -24,17 +24,11 @@ description:
     sentence that names the redirect's C(Location) and the fix, on a redirect to another origin (unless
     O(fallback_expected)), on a page served for the name, on a client that resolved the name or was sent elsewhere.
 author:
-  - pypi_ops contributors
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; it runs unchanged in check mode and C(changed) is always false.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - pypi_ops contributors (@pypi-ops)
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.attributes.read_only
 options:
   url:
     description: URL of the simple index root, for example C(http://127.0.0.1:8080/simple/).
@@ -137,10 +131,11 @@ reason:
 
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import fallback
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -191,17 +186,14 @@ def main() -> None:
         work_dir=dict(type="path"),
         **httputil.CLIENT_ARGS,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not httputil.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(httputil.REQUESTS_IMPORT_ERROR))
-    try:
-        result = run(module)
-    except Exception as exc:  # noqa: BLE001 - last resort: one sentence instead of a traceback
-        module.fail_json(
-            msg=f"Unexpected {type(exc).__name__} while asking {httputil.redact_url(module.params['url'])} for "
-            f"{module.params['name']}: {exc}; this is a bug in pypi_ops.pypiserver.index_fallback, please report it."
-        )
-    module.exit_json(**result)
+    run_module(
+        "index_fallback",
+        argument_spec,
+        run,
+        libraries=[Library("requests", httputil.HAS_REQUESTS, httputil.REQUESTS_IMPORT_ERROR)],
+        doing=lambda p: f"while asking {httputil.redact_url(p['url'])} for {p['name']}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

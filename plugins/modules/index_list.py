@@ -20,17 +20,12 @@ description:
   - An HTML index root is told apart from a page that answers every path (a web server's default page, a login page)
     by requesting the page of a project that cannot exist too (redirects not followed); a 200 there fails the task.
 author:
-  - pypi_ops contributors
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so it runs unchanged in check mode; C(changed) is always false.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - pypi_ops contributors (@pypi-ops)
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.attributes.read_only
+  - pypi_ops.pypiserver.progress
 options:
   url:
     description:
@@ -56,19 +51,12 @@ options:
     default: false
   expect:
     description:
-      - Files (dicts with C(filename) and optionally C(sha256), e.g. O(pypi_ops.pypiserver.package_build) records)
+      - Files (dicts with C(filename) and optionally C(sha256), e.g. M(pypi_ops.pypiserver.package_build) records)
         that must be listed on the O(project) page with exactly that sha256 in their link.
       - A missing file or a different advertised hash fails the task, naming the files.
     type: list
     elements: dict
     default: []
-  progress_file:
-    description:
-      - File this module rewrites during O(verify_hashes) downloads (which file, bytes received of its size), as one
-        small JSON object, atomically and at most once a second.
-      - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
-        there is no need to set it by hand.
-    type: path
   timeout:
     description:
       - Seconds allowed for each O(verify_hashes) download in all. A download that receives no byte for
@@ -76,10 +64,14 @@ options:
     type: float
     default: 300
     version_added: 0.4.0
+  progress_file:
+    version_added: "0.2.0"
 notes:
   - Requests are sent with C(Accept) V(application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2,
     text/html;q=0.01).
   - No proxy settings and no C(~/.netrc) are read from the environment; the module talks to O(url) only.
+  - The progress this module writes to O(progress_file) is which file is being downloaded and the bytes received of
+    its size, during O(verify_hashes) downloads.
 requirements:
   - requests
   - packaging
@@ -216,11 +208,13 @@ mismatches:
 import typing as t
 from urllib.parse import urlsplit
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.args_common import PROGRESS_ARGS
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -341,25 +335,22 @@ def main() -> None:
         "verify_hashes": {"type": "bool", "default": False},
         "require_links": {"type": "bool", "default": False},
         "expect": {"type": "list", "elements": "dict", "default": []},
-        "progress_file": {"type": "path"},
+        **PROGRESS_ARGS,
         "timeout": {"type": "float", "default": 300.0},
         **httputil.CLIENT_ARGS,
     }
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not httputil.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(httputil.REQUESTS_IMPORT_ERROR))
-    if not si.HAS_PACKAGING:
-        module.fail_json(msg=missing_required_lib("packaging"), exception=str(si.PACKAGING_IMPORT_ERROR))
-    try:
-        result = run(module)
-    except si.IndexReadError as exc:
-        module.fail_json(msg=exc.msg, status=exc.status)
-    except Exception as exc:  # noqa: BLE001 - last resort: one sentence instead of a traceback
-        module.fail_json(
-            msg=f"Unexpected {type(exc).__name__} while reading {httputil.redact_url(module.params['url'])}: {exc}; "
-            "this is a bug in pypi_ops.pypiserver.index_list, please report it with the exception text."
-        )
-    module.exit_json(**result)
+    run_module(
+        "index_list",
+        argument_spec,
+        run,
+        libraries=[
+            Library("requests", httputil.HAS_REQUESTS, httputil.REQUESTS_IMPORT_ERROR),
+            Library("packaging", si.HAS_PACKAGING, si.PACKAGING_IMPORT_ERROR),
+        ],
+        errors={si.IndexReadError: ("status",)},
+        doing=lambda p: f"while reading {httputil.redact_url(p['url'])}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

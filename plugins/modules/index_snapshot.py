@@ -21,17 +21,11 @@ description:
     meanwhile are reported in RV(diff.foreign) with a warning, not a failure.
   - Only reads; never uploads, removes or restarts anything.
 author:
-  - pypi_ops contributors
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so it runs unchanged in check mode; C(changed) is always false.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - pypi_ops contributors (@pypi-ops)
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.attributes.read_only
 options:
   url:
     description: URL of the simple index root, for example C(http://127.0.0.1:8080/simple/).
@@ -152,11 +146,12 @@ diff:
 
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import snapshot
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -232,21 +227,18 @@ def main() -> None:
         probe_prefix=dict(type="str", default=""),
         **httputil.CLIENT_ARGS,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not httputil.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(httputil.REQUESTS_IMPORT_ERROR))
-    if not si.HAS_PACKAGING:
-        module.fail_json(msg=missing_required_lib("packaging"), exception=str(si.PACKAGING_IMPORT_ERROR))
-    try:
-        result = run(module)
-    except (si.IndexReadError, snapshot.SnapshotError) as exc:
-        module.fail_json(msg=exc.msg)
-    except Exception as exc:  # noqa: BLE001 - last resort: one sentence instead of a traceback
-        module.fail_json(
-            msg=f"Unexpected {type(exc).__name__} while reading {httputil.redact_url(module.params['url'])}: {exc}; "
-            "this is a bug in pypi_ops.pypiserver.index_snapshot, please report it with the exception text."
-        )
-    module.exit_json(**result)
+    run_module(
+        "index_snapshot",
+        argument_spec,
+        run,
+        libraries=[
+            Library("requests", httputil.HAS_REQUESTS, httputil.REQUESTS_IMPORT_ERROR),
+            Library("packaging", si.HAS_PACKAGING, si.PACKAGING_IMPORT_ERROR),
+        ],
+        errors={si.IndexReadError: None, snapshot.SnapshotError: None},
+        doing=lambda p: f"while reading {httputil.redact_url(p['url'])}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

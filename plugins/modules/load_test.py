@@ -21,16 +21,18 @@ description:
   - O(parallel) greater than 1 runs the operations in that many threads (the concurrency test);
     1 runs them one after another (the load test).
   - Reports success counts, p50/p95/p99 latency and throughput for each phase, and fails below O(min_success_rate).
+notes:
+  - The progress this module writes to O(progress_file) is the wheels written and the uploads and downloads done.
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Nothing is sent in check mode.
-  diff_mode:
-    support: none
+    details: Nothing is sent in check mode.
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.progress
 options:
   repository_url:
     description: Upload endpoint.
@@ -76,8 +78,6 @@ options:
     type: bool
     default: false
   read_timeout:
-    description: Seconds without a byte, per request and within each transfer (a stalled upload or download fails).
-    type: float
     default: 60
   timeout:
     description: Seconds allowed for each upload or download in all.
@@ -95,12 +95,7 @@ options:
     default: 5
     version_added: 0.4.0
   progress_file:
-    description:
-      - File this module rewrites with its progress (wheels written, uploads, downloads done), as one small JSON object,
-        atomically and at most once a second.
-      - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
-        there is no need to set it by hand.
-    type: path
+    version_added: "0.2.0"
 """
 
 EXAMPLES = r"""
@@ -182,6 +177,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import bounds, probe, progress, traffic
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.args_common import PROGRESS_ARGS
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -221,6 +218,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         uploaded = {o.filename for o in up_ops if o.ok}
         wanted = [f for f in files if f["filename"] in uploaded]
         down_breaker = bounds.Breaker(p["max_consecutive_failures"], "download", downloads)
+        down_ops: list[traffic.Op]
         if up_breaker.open:  # the server stopped working: downloads would only repeat the failure
             down_ops, down_wall = [], 0.0
         elif wanted:
@@ -244,7 +242,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     failures = [
         {"kind": o.kind, "filename": o.filename, "status": o.status, "detail": o.detail} for o in ops if not o.ok
     ]
-    result = {
+    result: dict[str, t.Any] = {
         "changed": bool(uploaded),
         "upload": traffic.summarize(up_ops, up_wall),
         "download": traffic.summarize(down_ops, down_wall),
@@ -281,13 +279,22 @@ def main() -> None:
         min_success_rate=dict(type="float", default=100.0),
         work_dir=dict(type="path", required=True),
         keep_files=dict(type="bool", default=False),
-        progress_file=dict(type="path"),
+        **PROGRESS_ARGS,
         timeout=dict(type="float", default=300.0),
         max_consecutive_failures=dict(type="int", default=5),
         **httputil.client_args(read_timeout=60.0),  # bulk transfers: a longer read timeout
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    module.exit_json(**run(module))
+    run_module(
+        "load_test",
+        argument_spec,
+        run,
+        libraries=[
+            Library("requests", httputil.HAS_REQUESTS, httputil.REQUESTS_IMPORT_ERROR),
+            Library("packaging", si.HAS_PACKAGING, si.PACKAGING_IMPORT_ERROR),
+        ],
+        doing=lambda p: f"while loading {httputil.redact_url(p['repository_url'])}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

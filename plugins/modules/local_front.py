@@ -19,16 +19,16 @@ description:
     is what the replica answered.
   - The process is detached and stopped by PID (V(stopped)). A start waits until the front answers O(health_path).
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Reports what would change; nothing is started or stopped.
-  diff_mode:
-    support: none
+    details: Reports what would change; nothing is started or stopped.
   platform:
     platforms: posix
-    description: Linux with nginx installed (Debian C(apt-get install nginx)).
+    details: Linux with nginx installed (Debian C(apt-get install nginx)).
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.attributes
 options:
   state:
     description: V(started) (idempotent for the same upstreams and port), V(stopped) or V(status).
@@ -95,11 +95,35 @@ log_tail:
 """
 
 import os
+import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import front
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import run_module
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    p = module.params
+    state_dir = os.path.abspath(p["state_dir"])
+    current = front.describe(front.read_state(state_dir))
+    if p["state"] == "status":
+        return {"changed": False, "front": current}
+    if p["state"] == "stopped":
+        if module.check_mode:
+            return {"changed": current["running"], "front": current}
+        changed, out = front.stop(state_dir, p["timeout"])
+        return {"changed": changed, "front": out}
+    if not p["upstreams"]:
+        module.fail_json(msg="state=started needs upstreams: the base URLs of the replicas to send requests to.")
+    for url in p["upstreams"]:
+        front.upstream_address(url)
+    if module.check_mode:
+        same = current["running"] and current["upstreams"] == p["upstreams"] and (p["port"] in (0, current["port"]))
+        return {"changed": not same, "front": current}
+    changed, out = front.start(state_dir, p["upstreams"], p["port"], health_path=p["health_path"], timeout=p["timeout"])
+    return {"changed": changed, "front": out}
 
 
 def main() -> None:
@@ -111,31 +135,14 @@ def main() -> None:
         health_path=dict(type="str", default="/health"),
         timeout=dict(type="float", default=30.0),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    state_dir = os.path.abspath(p["state_dir"])
-    try:
-        current = front.describe(front.read_state(state_dir))
-        if p["state"] == "status":
-            module.exit_json(changed=False, front=current)
-        if p["state"] == "stopped":
-            if module.check_mode:
-                module.exit_json(changed=current["running"], front=current)
-            changed, out = front.stop(state_dir, p["timeout"])
-            module.exit_json(changed=changed, front=out)
-        if not p["upstreams"]:
-            module.fail_json(msg="state=started needs upstreams: the base URLs of the replicas to send requests to.")
-        for url in p["upstreams"]:
-            front.upstream_address(url)
-        if module.check_mode:
-            same = current["running"] and current["upstreams"] == p["upstreams"] and (p["port"] in (0, current["port"]))
-            module.exit_json(changed=not same, front=current)
-        changed, out = front.start(
-            state_dir, p["upstreams"], p["port"], health_path=p["health_path"], timeout=p["timeout"]
-        )
-    except ls.ServerError as exc:
-        module.fail_json(msg=exc.msg, log_tail=exc.log_tail)
-    module.exit_json(changed=changed, front=out)
+    run_module(
+        "local_front",
+        argument_spec,
+        run,
+        errors={ls.ServerError: ("log_tail",)},
+        doing=lambda p: f"while managing the nginx front (state={p['state']})",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

@@ -17,13 +17,13 @@ description:
   - Both processes are detached; their PIDs are kept in O(state_dir). V(stopped) unmounts, then stops them by PID.
   - Needs FUSE (C(/dev/fuse)) and s3fs; without them it fails with that reason.
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Reports what would change; nothing is started or stopped.
-  diff_mode:
-    support: none
+    details: Reports what would change; nothing is started or stopped.
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.attributes
 options:
   state:
     description: V(started) (idempotent), V(stopped) or V(status).
@@ -110,7 +110,7 @@ s3:
       type: list
       elements: str
       version_added: "0.5.0"
-    unmounted: {description: After V(stopped), whether the mount is gone., type: bool}
+    unmounted: {description: "After V(stopped), whether the mount is gone.", type: bool}
 log_tail:
   description: Last lines of the failing process's log.
   returned: failure
@@ -119,11 +119,44 @@ log_tail:
 """
 
 import os
+import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_s3
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import run_module
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    p = module.params
+    state_dir = os.path.abspath(p["state_dir"])
+    try:
+        current = local_s3.describe(local_s3.read_state(state_dir))
+    except ls.ServerError as exc:  # the state file: its sentence only
+        module.fail_json(msg=exc.msg)
+    if p["state"] == "status":
+        return {"changed": False, "s3": current}
+    if module.check_mode:
+        return {"changed": current["running"] != (p["state"] == "started"), "s3": current}
+    if p["state"] == "stopped":
+        out = local_s3.stop(state_dir)
+        return {"changed": out.pop("changed"), "s3": out}
+    spec = local_s3.S3Spec(
+        state_dir=state_dir,
+        bucket=p["bucket"],
+        prefix=p["prefix"],
+        mountpoint=p["mountpoint"] or "",
+        port=p["port"],
+        access_key=p["access_key"],
+        secret_key=p["secret_key"],
+        mount_options=tuple(p["mount_options"]),
+        mounts=p["mounts"],
+    )
+    if not 1 <= spec.mounts <= 16:
+        module.fail_json(msg=f"mounts is {spec.mounts}; mount the bucket 1 to 16 times (one per replica).")
+    changed, out = local_s3.start(spec, p["timeout"])
+    return {"changed": changed, "s3": out}
 
 
 def main() -> None:
@@ -140,38 +173,14 @@ def main() -> None:
         mounts=dict(type="int", default=1),
         timeout=dict(type="float", default=30.0),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    state_dir = os.path.abspath(p["state_dir"])
-    try:
-        current = local_s3.describe(local_s3.read_state(state_dir))
-    except ls.ServerError as exc:
-        module.fail_json(msg=exc.msg)
-    if p["state"] == "status":
-        module.exit_json(changed=False, s3=current)
-    if module.check_mode:
-        module.exit_json(changed=current["running"] != (p["state"] == "started"), s3=current)
-    try:
-        if p["state"] == "stopped":
-            out = local_s3.stop(state_dir)
-            module.exit_json(changed=out.pop("changed"), s3=out)
-        spec = local_s3.S3Spec(
-            state_dir=state_dir,
-            bucket=p["bucket"],
-            prefix=p["prefix"],
-            mountpoint=p["mountpoint"] or "",
-            port=p["port"],
-            access_key=p["access_key"],
-            secret_key=p["secret_key"],
-            mount_options=tuple(p["mount_options"]),
-            mounts=p["mounts"],
-        )
-        if not 1 <= spec.mounts <= 16:
-            module.fail_json(msg=f"mounts is {spec.mounts}; mount the bucket 1 to 16 times (one per replica).")
-        changed, out = local_s3.start(spec, p["timeout"])
-    except ls.ServerError as exc:
-        module.fail_json(msg=exc.msg, log_tail=exc.log_tail)
-    module.exit_json(changed=changed, s3=out)
+    run_module(
+        "local_s3",
+        argument_spec,
+        run,
+        errors={ls.ServerError: ("log_tail",)},
+        doing=lambda p: f"while managing the local S3 (state={p['state']})",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

@@ -18,16 +18,16 @@ description:
   - O(state=credentials) gives a running server a new password without restarting it (pypiserver re-reads its htpasswd file
     when the file's mtime changes, at the next authenticated request).
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Reports what would change; nothing is started, stopped or written.
-  diff_mode:
-    support: none
+    details: Reports what would change; nothing is started, stopped or written.
   platform:
     platforms: posix
-    description: Linux (PIDs are checked through C(/proc)); the server runs on the controller.
+    details: Linux (PIDs are checked through C(/proc)); the server runs on the controller.
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.attributes
 options:
   state:
     description:
@@ -79,6 +79,7 @@ options:
         C(ansible.builtin.password) lookup, so that a later run reading it (the deploy role does) uses the new password.
       - Defaults to O(state_dir)/credentials. Written before the htpasswd file and put back if that write fails.
     type: path
+    version_added: "0.2.0"
   htpasswd_path:
     description: Where to write the htpasswd file. Defaults to O(state_dir)/htpasswd.
     type: path
@@ -206,6 +207,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import run_module
 
 
 def _spec(params: dict[str, t.Any], htpasswd: str | None) -> ls.Spec:
@@ -271,7 +273,11 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     ls.validate_spec(spec)
 
     if module.check_mode:
-        same = bool(prev.get("running")) and before.get("argv") == spec.argv(p["port"] or before.get("port"))
+        same = (
+            bool(prev.get("running"))  # a running server has a state record
+            and before is not None
+            and before.get("argv") == spec.argv(t.cast(int, p["port"] or before.get("port")))
+        )
         result["changed"] = p["state"] == "restarted" or not same
         result["server"] = prev
         return result
@@ -305,12 +311,14 @@ def main() -> None:
         python=dict(type="path"),
         timeout=dict(type="float", default=30.0),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = run(module)
-    except ls.ServerError as exc:
-        module.fail_json(msg=exc.msg, log_tail=exc.log_tail)
-    module.exit_json(**result)
+    run_module(
+        "local_server",
+        argument_spec,
+        run,
+        errors={ls.ServerError: ("log_tail",)},
+        doing=lambda p: f"while managing the local pypiserver (state={p['state']})",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

@@ -22,13 +22,13 @@ description:
   - A probe's generated source tree is kept under O(dest)/.pypi_ops_build/src/
     (pypiserver does not list dot-directories).
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Reports whether a build would happen; nothing is written or built.
-  diff_mode:
-    support: none
+    details: Reports whether a build would happen; nothing is written or built.
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.attributes
 options:
   dest:
     description: Directory that receives the wheel and the sdist. Created if missing.
@@ -192,9 +192,10 @@ build_output:
 
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import probe as pb
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -249,19 +250,17 @@ def main() -> None:
         python=dict(type="path"),
         timeout=dict(type="float", default=300.0),
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
+    run_module(
+        "package_build",
+        argument_spec,
+        run,
+        libraries=[Library("packaging", pb.HAS_PACKAGING, pb.PACKAGING_IMPORT_ERROR)],
+        errors={pb.ProbeError: lambda exc, module: {"msg": exc.msg, "build_output": exc.output_tail}},
+        doing="while building the distributions",
         mutually_exclusive=[("probe", "source_dir")],
         required_one_of=[("probe", "source_dir")],
         supports_check_mode=True,
     )
-    if not pb.HAS_PACKAGING:
-        module.fail_json(msg=missing_required_lib("packaging"), exception=str(pb.PACKAGING_IMPORT_ERROR))
-    try:
-        result = run(module)
-    except pb.ProbeError as exc:
-        module.fail_json(msg=exc.msg, build_output=exc.output_tail)
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

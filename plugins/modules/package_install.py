@@ -35,15 +35,14 @@ description:
   - The throwaway venv and the netrc are removed afterwards, also on failure (unless O(keep_venv)).
   - Nothing changes on the server, so the result is always C(changed=false).
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Nothing is installed; the result says C(skipped=true).
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+    details: Nothing is installed; the result says C(skipped=true).
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.client
 options:
   index_url:
     description: The simple index of the server under test, e.g. C(http://127.0.0.1:8080/simple/).
@@ -92,6 +91,7 @@ options:
     type: str
     choices: [pip, uv]
     default: pip
+    version_added: "0.3.0"
   uv:
     description:
       - The uv binary for O(client=uv).
@@ -99,6 +99,7 @@ options:
         installs it), else the first C(uv) on C(PATH).
       - Ignored with O(client=pip).
     type: path
+    version_added: "0.3.0"
   python:
     description:
       - Interpreter whose pip runs and from which the venv is made. Defaults to the one running the module.
@@ -117,40 +118,24 @@ options:
     description:
       - User for the index (written to a private netrc, not passed in argv).
       - With O(client=uv), given to uv as C(UV_INDEX_PYPIOPS_USERNAME) in its environment.
-    type: str
   password:
     description:
       - Password for the index (written to a private netrc, not passed in argv).
       - With O(client=uv), given to uv as C(UV_INDEX_PYPIOPS_PASSWORD) in its environment.
-    type: str
   validate_certs:
     description:
       - Verify TLS certificates. V(false) passes C(--trusted-host) for the index host to pip, and warns.
       - With O(client=uv), C(--allow-insecure-host) for the index host and port.
-    type: bool
-    default: true
   ca_path:
     description: CA bundle for a private CA, passed to pip as C(--cert) (to uv as C(--cert) and C(SSL_CERT_FILE)).
-    type: path
   connect_timeout:
     description: Seconds to connect. pip has a single socket timeout, set to the larger of this and O(read_timeout).
-    type: float
-    default: 5
   read_timeout:
     description: Seconds to wait for data. See O(connect_timeout).
-    type: float
-    default: 30
   deadline:
     description:
       - Absolute time (seconds since the epoch) by which the module must end; V(0) for none. O(timeout) is cut to
         what is left of it. The functional_tests role sets it from C(pypi_test_deadline) and C(pypi_run_deadline).
-    type: float
-    default: 0
-    version_added: 0.4.0
-  deadline_name:
-    description: What the deadline is, for the failure message.
-    type: str
-    version_added: 0.4.0
 notes:
   - With O(ca_path), pip gets C(--cert) and C(REQUESTS_CA_BUNDLE)/C(CURL_CA_BUNDLE) name the same bundle (when set, as on
     many CI machines, they would override C(--cert) inside pip).
@@ -328,10 +313,11 @@ uv_output:
 
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, probe, uv_runner
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def _base(module: AnsibleModule) -> dict[str, t.Any]:
@@ -392,6 +378,13 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     return {**base, **result, "origin": pr.origin_text(result["resolved_url"])}
 
 
+def _install_error(exc: pr.InstallError, module: AnsibleModule) -> dict[str, t.Any]:
+    """pip's (or uv's) failure: its sentence, the last lines of its output and what it found out."""
+    details = {k: v for k, v in exc.details.items() if k not in ("msg", "failed", "changed", "client")}
+    output = {f"{module.params['client']}_output": exc.output_tail}  # pip_output or uv_output
+    return {"msg": exc.msg, **output, **dict(_base(module), **details)}
+
+
 def main() -> None:
     argument_spec = dict(
         index_url=dict(type="str", required=True),
@@ -411,18 +404,16 @@ def main() -> None:
         timeout=dict(type="float", default=300.0),
         **http.CLIENT_ARGS,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not http.HAS_REQUESTS:
-        module.fail_json(
-            msg=missing_required_lib("requests"), exception=str(http.REQUESTS_IMPORT_ERROR), **_base(module)
-        )
-    try:
-        result = run(module)
-    except pr.InstallError as exc:
-        details = {k: v for k, v in exc.details.items() if k not in ("msg", "failed", "changed", "client")}
-        output = {f"{module.params['client']}_output": exc.output_tail}  # pip_output or uv_output
-        module.fail_json(msg=exc.msg, **output, **dict(_base(module), **details))
-    module.exit_json(**result)
+    run_module(
+        "package_install",
+        argument_spec,
+        run,
+        libraries=[Library("requests", http.HAS_REQUESTS, http.REQUESTS_IMPORT_ERROR)],
+        errors={pr.InstallError: _install_error},
+        doing=lambda p: f"while installing {p['name']} from {http.redact_url(p['index_url'])}",
+        fail_fields=_base,
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

@@ -22,18 +22,17 @@ description:
     C(<prefix>-YYYYmmddtHHMMSS[up to 5 digits][-suffix]) in UTC, as the collection names its probes.
   - Idempotent; a version or project that is not listed is not an error.
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Lists what would be removed in RV(would_remove) and removes nothing.
-  diff_mode:
-    support: none
+    details: Lists what would be removed in RV(would_remove) and removes nothing.
   platform:
     platforms: all
-    description: Runs wherever Python and requests run; talks HTTP(S) to the index.
+    details: Runs wherever Python and requests run; talks HTTP(S) to the index.
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
+  - pypi_ops.pypiserver.attributes
 options:
   url:
     description:
@@ -137,7 +136,7 @@ kept:
   contains:
     name: {description: Normalized project name., type: str, returned: always}
     age_hours: {description: Age from the timestamp in the name (negative when in the future)., type: float, returned: always}
-    timestamp: {description: That timestamp, UTC ISO 8601., type: str, returned: always, sample: "2026-11-25T15:30:12Z"}
+    timestamp: {description: "That timestamp, UTC ISO 8601.", type: str, returned: always, sample: "2026-11-25T15:30:12Z"}
 undated:
   description: Matching probes whose name has no readable timestamp after the prefix (removed only with O(older_than=0)).
   returned: always
@@ -158,11 +157,12 @@ absent:
 import typing as t
 from urllib.parse import urljoin, urlsplit
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import remove
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def default_simple_url(url: str) -> str:
@@ -171,31 +171,10 @@ def default_simple_url(url: str) -> str:
     return urljoin(base, "simple/")
 
 
-def main() -> None:
-    argument_spec = dict(
-        url=dict(type="str", required=True),
-        simple_url=dict(type="str"),
-        name=dict(type="str"),
-        versions=dict(type="list", elements="str", default=[]),
-        prefix=dict(type="str"),
-        older_than=dict(type="float", default=24.0),
-        verify_timeout=dict(type="float", default=5.0),
-        **httputil.client_args(),
-    )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        mutually_exclusive=[("name", "prefix")],
-        required_one_of=[("name", "prefix")],
-    )
-    if not httputil.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(httputil.REQUESTS_IMPORT_ERROR))
-    if not si.HAS_PACKAGING:
-        module.fail_json(msg=missing_required_lib("packaging"), exception=str(si.PACKAGING_IMPORT_ERROR))
+def run(module: AnsibleModule, result: dict[str, t.Any]) -> dict[str, t.Any]:
     p = module.params
     opts = httputil.ClientOptions.from_params(p)
     httputil.warn_insecure(module, opts)
-    result: dict[str, t.Any] = {}
     session = httputil.make_session(opts)
     try:
         remove.run(
@@ -211,17 +190,38 @@ def main() -> None:
             verify_timeout=p["verify_timeout"],
             result=result,
         )
-    except remove.RemoveError as exc:
-        module.fail_json(msg=exc.msg, status=exc.status, **result)
-    except Exception as exc:  # noqa: BLE001 - last resort: one sentence instead of a traceback
-        module.fail_json(
-            msg=f"Unexpected {type(exc).__name__} while removing packages at {httputil.redact_url(p['url'])}: {exc}; "
-            "this is a bug in pypi_ops.pypiserver.package_remove, please report it with the exception text.",
-            **result,
-        )
     finally:
         session.close()
-    module.exit_json(**result)
+    return result
+
+
+def main() -> None:
+    argument_spec = dict(
+        url=dict(type="str", required=True),
+        simple_url=dict(type="str"),
+        name=dict(type="str"),
+        versions=dict(type="list", elements="str", default=[]),
+        prefix=dict(type="str"),
+        older_than=dict(type="float", default=24.0),
+        verify_timeout=dict(type="float", default=5.0),
+        **httputil.client_args(),
+    )
+    result: dict[str, t.Any] = {}  # filled while it runs: a failure returns what was done so far
+    run_module(
+        "package_remove",
+        argument_spec,
+        lambda module: run(module, result),
+        libraries=[
+            Library("requests", httputil.HAS_REQUESTS, httputil.REQUESTS_IMPORT_ERROR),
+            Library("packaging", si.HAS_PACKAGING, si.PACKAGING_IMPORT_ERROR),
+        ],
+        errors={remove.RemoveError: ("status",)},
+        doing=lambda p: f"while removing packages at {httputil.redact_url(p['url'])}",
+        fail_fields=lambda module: result,
+        supports_check_mode=True,
+        mutually_exclusive=[("name", "prefix")],
+        required_one_of=[("name", "prefix")],
+    )
 
 
 if __name__ == "__main__":

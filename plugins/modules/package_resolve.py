@@ -22,17 +22,14 @@ description:
     C(data-requires-python).
   - Fails in one sentence naming every difference.
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: none
-    description: The install is the check; it writes only a temporary venv, removed afterwards.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+    details: The install is the check; it writes only a temporary venv, removed afterwards.
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
+  - pypi_ops.pypiserver.attributes
 options:
   index_url:
     description: The simple index, for example C(http://127.0.0.1:8080/simple/).
@@ -116,10 +113,11 @@ client:
 
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import resolution
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -164,17 +162,14 @@ def main() -> None:
         work_dir=dict(type="path"),
         **httputil.CLIENT_ARGS,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=False)
-    if not httputil.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(httputil.REQUESTS_IMPORT_ERROR))
-    try:
-        result = run(module)
-    except Exception as exc:  # noqa: BLE001 - last resort: one sentence instead of a traceback
-        module.fail_json(
-            msg=f"Unexpected {type(exc).__name__} while resolving {module.params['requirement']}: {exc}; this is a bug "
-            "in pypi_ops.pypiserver.package_resolve, please report it with the exception text."
-        )
-    module.exit_json(**result)
+    run_module(
+        "package_resolve",
+        argument_spec,
+        run,
+        libraries=[Library("requests", httputil.HAS_REQUESTS, httputil.REQUESTS_IMPORT_ERROR)],
+        doing=lambda p: f"while resolving {p['requirement']}",
+        supports_check_mode=False,
+    )
 
 
 if __name__ == "__main__":

@@ -32,18 +32,18 @@ notes:
     server still takes the upload and an authenticating one refuses it (V(forbidden)).
   - uv has no C(--cert) for publish; O(ca_path) reaches it as C(SSL_CERT_FILE). O(validate_certs=false) becomes
     C(--allow-insecure-host) for the upload URL's host and port.
+  - The progress this module writes to O(progress_file) is which file; the bytes sent with O(client=http), a heartbeat
+    while twine or uv runs.
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Validates the files and reports what would be uploaded; nothing is sent.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+    details: Validates the files and reports what would be uploaded; nothing is sent.
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.progress
 options:
   repository_url:
     description: Upload endpoint, for pypiserver the server root (V(http://host:8080/)).
@@ -75,6 +75,7 @@ options:
         installs it), else the first C(uv) on C(PATH).
       - Ignored by the other clients.
     type: path
+    version_added: "0.3.0"
   anonymous:
     description: With O(client=http), send no Authorization header at all (twine and uv always send one).
     type: bool
@@ -94,22 +95,12 @@ options:
       - Twine has no switch for it, so with V(false) twine runs with its upload session's C(verify) turned off (where
         twine would set its C(--cert) CA); everything else in twine is unchanged.
       - uv gets C(--allow-insecure-host) for the upload URL's host and port.
-    type: bool
-    default: true
   ca_path:
     description: CA bundle for a private CA (twine C(--cert), uv C(SSL_CERT_FILE); the direct client verifies with it too).
-    type: path
   read_timeout:
-    description: Seconds to wait for an answer (http client).
-    type: float
     default: 300
   progress_file:
-    description:
-      - File this module rewrites with its progress (which file; bytes sent with O(client=http), a heartbeat while
-        twine or uv runs), as one small JSON object, atomically and at most once a second.
-      - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
-        there is no need to set it by hand.
-    type: path
+    version_added: "0.2.0"
 """
 
 EXAMPLES = r"""
@@ -149,8 +140,8 @@ results:
     path: {description: The file., type: str}
     filename: {description: Its name., type: str}
     outcome: {description: Classified outcome., type: str, sample: uploaded}
-    status: {description: HTTP status, when one came back., type: int, sample: 200}
-    detail: {description: What the server or client said, on refusal., type: str}
+    status: {description: "HTTP status, when one came back.", type: int, sample: 200}
+    detail: {description: "What the server or client said, on refusal.", type: str}
     seconds: {description: Time for this file., type: float}
     expected: {description: Whether the outcome was one of O(expect)., type: bool}
 uploaded:
@@ -185,6 +176,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress, upload, uv_runner
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.args_common import PROGRESS_ARGS
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def _expected(values: list[str]) -> list[str]:
@@ -325,11 +318,17 @@ def main() -> None:
         anonymous=dict(type="bool", default=False),
         timeout=dict(type="float", default=300.0),
         python=dict(type="path"),
-        progress_file=dict(type="path"),
+        **PROGRESS_ARGS,
         **httputil.client_args(read_timeout=300.0),  # bulk transfers: a longer read timeout
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    module.exit_json(**run(module))
+    run_module(
+        "package_upload",
+        argument_spec,
+        run,
+        libraries=[Library("requests", httputil.HAS_REQUESTS, httputil.REQUESTS_IMPORT_ERROR)],
+        doing=lambda p: f"while uploading to {httputil.redact_url(p['repository_url'])}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

@@ -22,22 +22,20 @@ description:
     C(ImagePullBackOff) with the image or C(CrashLoopBackOff) with the last exit code, C(Unschedulable), C(Multi-Attach))
     and what to do next.
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 requirements:
   - kubernetes (the Python client)
 attributes:
   check_mode:
     support: full
-    description: Reports which pods would be restarted; nothing is deleted or patched. V(wait) mode only reads, and runs the same.
-  diff_mode:
-    support: none
+    details: Reports which pods would be restarted; nothing is deleted or patched. V(wait) mode only reads, and runs
+      the same.
 extends_documentation_fragment:
   - pypi_ops.pypiserver.k8s
+  - pypi_ops.pypiserver.k8s.namespace
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.progress
 options:
-  namespace:
-    description: Namespace of the pods. It must exist.
-    type: str
-    required: true
   label_selector:
     description: Label selector of the pods, for example V(app=pypiserver).
     type: str
@@ -73,16 +71,13 @@ options:
     type: float
     default: 1
   progress_file:
-    description:
-      - File this module rewrites while it waits for the replacements (new Ready pods of O(expected)), as one small
-        JSON object, atomically and at most once a second.
-      - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
-        there is no need to set it by hand.
-    type: path
+    version_added: "0.2.0"
 notes:
   - Needs RBAC for C(get)/C(list) on C(pods), C(delete) on C(pods) (delete mode) or C(get)/C(patch) on the workload (rollout mode),
     and optionally C(get) on C(namespaces); a 403 names the missing verb and resource.
   - Bare pods without a controller are deleted and not replaced, so the wait times out.
+  - The progress this module writes to O(progress_file) is the new Ready pods of O(expected) while the module waits
+    for the replacements.
 seealso:
   - module: pypi_ops.pypiserver.http_check
 """
@@ -138,7 +133,7 @@ new_pods:
   elements: dict
   contains:
     name: {description: Pod name., type: str, returned: always}
-    uid: {description: Pod uid, never one of O(old_pods)'s., type: str, returned: always}
+    uid: {description: "Pod uid, never one of RV(old_pods)'s.", type: str, returned: always}
     node: {description: Node the pod runs on., type: str, returned: always}
 elapsed:
   description: Seconds from the first delete or patch until the replacements were Ready.
@@ -160,6 +155,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import k8s_wait as kw
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import progress
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.args_common import (
+    K8S_ARGS,
+    K8S_NAMESPACE_ARGS,
+    PROGRESS_ARGS,
+)
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -229,9 +230,6 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 def main() -> None:
     argument_spec = dict(
-        kubeconfig=dict(type="path"),
-        context=dict(type="str"),
-        namespace=dict(type="str", required=True),
         label_selector=dict(type="str"),
         deployment=dict(type="str"),
         statefulset=dict(type="str"),
@@ -240,19 +238,21 @@ def main() -> None:
         expected=dict(type="int"),
         timeout=dict(type="float", default=120.0),
         poll_interval=dict(type="float", default=1.0),
-        progress_file=dict(type="path"),
+        **PROGRESS_ARGS,
+        **K8S_ARGS,
+        **K8S_NAMESPACE_ARGS,
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
+    run_module(
+        "pod_restart",
+        argument_spec,
+        run,
+        libraries=[Library("kubernetes", kw.HAS_K8S, kw.K8S_IMPORT_ERROR)],
+        errors={kw.K8sError: None},
+        doing=lambda p: f"while restarting pods in namespace {p['namespace']}",
         mutually_exclusive=[("label_selector", "deployment", "statefulset")],
         required_one_of=[("label_selector", "deployment", "statefulset")],
         supports_check_mode=True,
     )
-    try:
-        result = run(module)
-    except kw.K8sError as exc:
-        module.fail_json(msg=exc.msg)
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -17,23 +17,16 @@ description:
     M(pypi_ops.pypiserver.storage_inventory), so a restart or persistence test can prove nothing was lost.
   - Only regular files directly in O(path) are listed; dot files and sub-directories are skipped.
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 requirements:
   - kubernetes (the Python client, with websocket-client)
   - C(sh), C(sha256sum) and C(wc) in the container
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; it runs the same in check mode.
-  diff_mode:
-    support: none
 extends_documentation_fragment:
   - pypi_ops.pypiserver.k8s
+  - pypi_ops.pypiserver.k8s.namespace
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.attributes.read_only
 options:
-  namespace:
-    description: Namespace of the pod. It must exist.
-    type: str
-    required: true
   pod:
     description: Name of the pod to look into.
     type: str
@@ -117,6 +110,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import k8s_wait as kw
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pod_exec, storage
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.args_common import K8S_ARGS, K8S_NAMESPACE_ARGS
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def choose_pod(core: t.Any, namespace: str, pod: str | None, selector: str | None) -> str:
@@ -124,12 +119,12 @@ def choose_pod(core: t.Any, namespace: str, pod: str | None, selector: str | Non
     if pod:
         try:
             core.read_namespaced_pod(pod, namespace, _request_timeout=kw.REQUEST_TIMEOUT)
+        except (kw.urllib3.exceptions.HTTPError, OSError) as exc:  # first: ApiException is Exception without the client
+            raise kw.api_error(exc, namespace) from exc
         except kw.ApiException as exc:
             if exc.status == 404:
                 raise kw.K8sError(f"pod {pod} does not exist in namespace {namespace}") from exc
             raise kw.api_error(exc, namespace, f"get pod {pod}") from exc
-        except (kw.urllib3.exceptions.HTTPError, OSError) as exc:
-            raise kw.api_error(exc, namespace) from exc
         return pod
     pods = sorted(kw.list_pods(core, namespace, selector or ""), key=lambda x: x.metadata.name)
     ready = [x for x in pods if kw.pod_ready(x)]
@@ -165,9 +160,6 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 def main() -> None:
     argument_spec = dict(
-        kubeconfig=dict(type="path"),
-        context=dict(type="str"),
-        namespace=dict(type="str", required=True),
         pod=dict(type="str"),
         label_selector=dict(type="str"),
         container=dict(type="str"),
@@ -175,18 +167,20 @@ def main() -> None:
         expect=dict(type="list", elements="dict", default=[]),
         fail_on_mismatch=dict(type="bool", default=True),
         timeout=dict(type="float", default=30.0),
+        **K8S_ARGS,
+        **K8S_NAMESPACE_ARGS,
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
+    run_module(
+        "pod_storage",
+        argument_spec,
+        run,
+        libraries=[Library("kubernetes", kw.HAS_K8S, kw.K8S_IMPORT_ERROR)],
+        errors={kw.K8sError: None},
+        doing=lambda p: f"while reading the pod's storage in namespace {p['namespace']}",
         mutually_exclusive=[("pod", "label_selector")],
         required_one_of=[("pod", "label_selector")],
         supports_check_mode=True,
     )
-    try:
-        result = run(module)
-    except kw.K8sError as exc:
-        module.fail_json(msg=exc.msg)
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,14 @@ description:
   - A port-forward is bound to the one pod kubectl picked at start, so after a pod restart it must be re-opened with O(state=restarted),
     which keeps the same local port when it is still free (otherwise a new one is picked and RV(port_changed) is true).
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Reports what would change; nothing is started or stopped.
-  diff_mode:
-    support: none
+    details: Reports what would change; nothing is started or stopped.
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.k8s
 options:
   state:
     description:
@@ -53,11 +54,9 @@ options:
     type: int
     default: 0
   kubeconfig:
-    description: Kubeconfig file passed as C(--kubeconfig). Default is kubectl's own choice.
-    type: path
+    description: Kubeconfig file passed to kubectl as C(--kubeconfig). Default is kubectl's own choice.
   context:
-    description: Kubeconfig context passed as C(--context).
-    type: str
+    description: Kubeconfig context passed to kubectl as C(--context).
   kubectl:
     description: kubectl executable (name on PATH or a path).
     type: str
@@ -149,6 +148,8 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import port_forward as pf
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.args_common import K8S_ARGS
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import run_module
 
 
 def _result(result: dict[str, t.Any], forward: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -199,8 +200,8 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
     if p["state"] == "restarted" and (args is None or pf.same_args(before, args, p["local_port"])):
         forward = pf.reopen(state_dir, p["timeout"])
-    else:
-        forward = pf.start(state_dir, local_port=p["local_port"], timeout=p["timeout"], **args)
+    else:  # args is None only with state=restarted and no target, which re-opens the recorded forward above
+        forward = pf.start(state_dir, local_port=p["local_port"], timeout=p["timeout"], **(args or {}))
     return _result(result, forward)
 
 
@@ -212,17 +213,18 @@ def main() -> None:
         target=dict(type="str"),
         remote_port=dict(type="int", default=8080),
         local_port=dict(type="int", default=0),
-        kubeconfig=dict(type="path"),
-        context=dict(type="str"),
         kubectl=dict(type="str", default="kubectl"),
         timeout=dict(type="float", default=30.0),
+        **K8S_ARGS,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = run(module)
-    except pf.ServerError as exc:
-        module.fail_json(msg=exc.msg, log_tail=exc.log_tail)
-    module.exit_json(**result)
+    run_module(
+        "port_forward",
+        argument_spec,
+        run,
+        errors={pf.ServerError: ("log_tail",)},
+        doing=lambda p: f"while managing the port-forward (state={p['state']})",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

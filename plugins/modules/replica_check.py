@@ -19,15 +19,11 @@ description:
     storage that notifies every reader of new files.
   - Read-only. The upload itself is done before, through the front (M(pypi_ops.pypiserver.package_upload)).
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
-attributes:
-  check_mode:
-    support: full
-    description: Only reads; runs the same in check mode.
-  diff_mode:
-    support: none
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.attributes.read_only
 options:
   replicas:
     description: Base URL of each replica (C(http://HOST:PORT/)), as C(pypi_server.replicas) lists them.
@@ -74,7 +70,7 @@ replicas:
   contains:
     url: {description: The replica's base URL., type: str}
     state: {description: "V(ok), V(missing), V(differing) or V(error).", type: str}
-    detail: {description: What it answered, in words., type: str}
+    detail: {description: "What it answered, in words.", type: str}
     seconds: {description: Seconds from the first request until it listed the file (null if it never did)., type: float}
     polls: {description: Requests made to it., type: int}
 stale:
@@ -90,11 +86,28 @@ seconds:
 
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import replicas as rep
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    p = module.params
+    urls = [u.strip() for u in p["replicas"] if u and u.strip()]
+    if not urls:
+        module.fail_json(msg="replicas is empty; give the base URL of each replica (pypi_server.replicas).")
+    if p["wait"] < 0:
+        module.fail_json(msg=f"wait is {p['wait']:g}; give the seconds (0 or more) each replica has to list the file.")
+    opts = httputil.ClientOptions.from_params(p)
+    httputil.warn_insecure(module, opts)
+    result = rep.check(urls, p["project"], p["filename"], p["sha256"], p["wait"], opts)
+    if result["stale"]:
+        stale = [r for r in result["replicas"] if r["state"] != "ok"]
+        module.fail_json(msg=rep.stale_message(stale, len(urls), p["filename"], p["wait"]), changed=False, **result)
+    return {"changed": False, **result}
 
 
 def main() -> None:
@@ -106,30 +119,17 @@ def main() -> None:
         "wait": {"type": "float", "default": 30.0},
         **httputil.CLIENT_ARGS,
     }
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not httputil.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(httputil.REQUESTS_IMPORT_ERROR))
-    if not si.HAS_PACKAGING:
-        module.fail_json(msg=missing_required_lib("packaging"), exception=str(si.PACKAGING_IMPORT_ERROR))
-    p = module.params
-    urls = [u.strip() for u in p["replicas"] if u and u.strip()]
-    if not urls:
-        module.fail_json(msg="replicas is empty; give the base URL of each replica (pypi_server.replicas).")
-    if p["wait"] < 0:
-        module.fail_json(msg=f"wait is {p['wait']:g}; give the seconds (0 or more) each replica has to list the file.")
-    opts = httputil.ClientOptions.from_params(p)
-    httputil.warn_insecure(module, opts)
-    try:
-        result = rep.check(urls, p["project"], p["filename"], p["sha256"], p["wait"], opts)
-    except Exception as exc:  # noqa: BLE001 - last resort: one sentence instead of a traceback
-        module.fail_json(
-            msg=f"Unexpected {type(exc).__name__} while reading the replicas: {exc}; this is a bug in "
-            "pypi_ops.pypiserver.replica_check, please report it with the exception text."
-        )
-    if result["stale"]:
-        stale = [r for r in result["replicas"] if r["state"] != "ok"]
-        module.fail_json(msg=rep.stale_message(stale, len(urls), p["filename"], p["wait"]), changed=False, **result)
-    module.exit_json(changed=False, **result)
+    run_module(
+        "replica_check",
+        argument_spec,
+        run,
+        libraries=[
+            Library("requests", httputil.HAS_REQUESTS, httputil.REQUESTS_IMPORT_ERROR),
+            Library("packaging", si.HAS_PACKAGING, si.PACKAGING_IMPORT_ERROR),
+        ],
+        doing="while reading the replicas",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ description:
     saying the run was interrupted, what it stopped and what is left behind (a helm release, probe packages), and
     exits. A run killed with SIGKILL keeps the last checkpoint's report.
   - O(event=final), after the real report is written, removes the state; the guardian then exits.
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.attributes
 options:
   event:
     description: V(begin) of a test, V(end) of a test, or V(final) once the report is written.
@@ -71,12 +73,8 @@ attributes:
   check_mode:
     support: full
     details: The checkpoint is written in check mode too (the report is the evidence of a check run).
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 """
 
 EXAMPLES = r"""
@@ -101,7 +99,16 @@ guardian_pid:
   type: int
 """
 
+import typing as t
+
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import run_module
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:  # pragma: no cover - the action plugin does the work
+    module.fail_json(msg="run_checkpoint runs on the controller through its action plugin; it has nothing to do here.")
+    return {}
 
 
 def main() -> None:  # pragma: no cover - the action plugin does the work on the controller
@@ -118,8 +125,7 @@ def main() -> None:  # pragma: no cover - the action plugin does the work on the
         properties=dict(type="dict"),
         teardown=dict(type="dict"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    module.fail_json(msg="run_checkpoint runs on the controller through its action plugin; it has nothing to do here.")
+    run_module("run_checkpoint", argument_spec, run, supports_check_mode=True)
 
 
 if __name__ == "__main__":

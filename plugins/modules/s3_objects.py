@@ -19,15 +19,12 @@ description:
   - Every failure is one sentence naming the cause (no bucket, access denied, wrong credentials, endpoint
     unreachable, TLS, timeout) and the next step; credentials never appear in it.
 author:
-  - pypi_ops contributors
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, so check mode runs the same requests.
-  diff_mode:
-    support: none
+  - pypi_ops contributors (@pypi-ops)
 requirements:
   - boto3
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.attributes.read_only
 options:
   endpoint_url:
     description:
@@ -168,13 +165,17 @@ import os
 import typing as t
 import warnings
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import s3, storage
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
-def run(module: AnsibleModule, opts: s3.S3Options) -> dict[str, t.Any]:
+def run(module: AnsibleModule) -> dict[str, t.Any]:
     p = module.params
+    opts = s3.S3Options.from_params(p)
+    if not opts.bucket:
+        module.fail_json(msg="bucket is empty; set it to the bucket holding the packages (pypi_s3_bucket).")
     if not opts.validate_certs:
         module.warn("validate_certs is false: TLS certificates are NOT verified; use ca_path for a private CA instead.")
         warnings.filterwarnings("ignore", message="Unverified HTTPS request")  # said once above, not per request
@@ -219,14 +220,14 @@ def main() -> None:
         connect_timeout=dict(type="float", default=5.0),
         read_timeout=dict(type="float", default=60.0),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not s3.HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=str(s3.BOTO3_IMPORT_ERROR))
-    opts = s3.S3Options.from_params(module.params)
-    if not opts.bucket:
-        module.fail_json(msg="bucket is empty; set it to the bucket holding the packages (pypi_s3_bucket).")
-    result = run(module, opts)
-    module.exit_json(**result)
+    run_module(
+        "s3_objects",
+        argument_spec,
+        run,
+        libraries=[Library("boto3", s3.HAS_BOTO3, s3.BOTO3_IMPORT_ERROR)],
+        doing=lambda p: f"while reading bucket {p['bucket']}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

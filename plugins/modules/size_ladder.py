@@ -22,16 +22,18 @@ description:
     a small step costs no time writing the large ones.
   - Each step is a version C(1.0.<i>) of O(project); give a run-unique name under the probe prefix so that the probe
     cleanup removes them.
+notes:
+  - The progress this module writes to O(progress_file) is the step and the bytes sent or received.
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Validates the steps; nothing is written or sent.
-  diff_mode:
-    support: none
+    details: Validates the steps; nothing is written or sent.
 extends_documentation_fragment:
   - pypi_ops.pypiserver.client
+  - pypi_ops.pypiserver.attributes
+  - pypi_ops.pypiserver.progress
 options:
   repository_url:
     description: Upload endpoint.
@@ -72,20 +74,11 @@ options:
     type: bool
     default: false
   read_timeout:
-    description: Seconds without a byte, per request and within each transfer (a stalled upload or download fails).
-    type: float
     default: 300
   timeout:
     description: Seconds allowed for each upload or download in all.
     type: float
     default: 300
-  progress_file:
-    description:
-      - File this module rewrites with its progress (the step, bytes sent or received), as one small JSON object,
-        atomically and at most once a second.
-      - The collection's action plugin sets it when the connection is local and prints the progress while the task runs;
-        there is no need to set it by hand.
-    type: path
 """
 
 EXAMPLES = r"""
@@ -143,6 +136,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http as httputil
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import ladder, probe, progress
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.args_common import PROGRESS_ARGS
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
 def _top_record(path: str) -> dict[str, t.Any]:
@@ -189,7 +184,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         if not p["keep_files"]:
             shutil.rmtree(scratch, ignore_errors=True)
     last_ok, bad = ladder.first_refusal(steps)
-    result = {
+    result: dict[str, t.Any] = {
         "changed": any(s.accepted or s.outcome == "download_failed" for s in steps),
         "steps": [s.figures() for s in steps],
         "accepted_up_to": last_ok.label if last_ok else "",
@@ -213,11 +208,20 @@ def main() -> None:
         work_dir=dict(type="path", required=True),
         keep_files=dict(type="bool", default=False),
         timeout=dict(type="float", default=300.0),
-        progress_file=dict(type="path"),
+        **PROGRESS_ARGS,
         **httputil.client_args(read_timeout=300.0),  # bulk transfers: a longer read timeout
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    module.exit_json(**run(module))
+    run_module(
+        "size_ladder",
+        argument_spec,
+        run,
+        libraries=[
+            Library("requests", httputil.HAS_REQUESTS, httputil.REQUESTS_IMPORT_ERROR),
+            Library("packaging", probe.HAS_PACKAGING, probe.PACKAGING_IMPORT_ERROR),
+        ],
+        doing=lambda p: f"while climbing the size ladder at {httputil.redact_url(p['repository_url'])}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

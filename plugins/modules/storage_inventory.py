@@ -18,13 +18,13 @@ description:
   - This is the C(dir) implementation of the functional tests' storage interface; other targets
     (a pod volume, an S3 bucket) return the same shape.
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
     support: full
-    description: Reads only; the writability probe is skipped in check mode.
-  diff_mode:
-    support: none
+    details: Reads only; the writability probe is skipped in check mode.
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.attributes
 options:
   path:
     description: The package directory.
@@ -88,6 +88,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import storage
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import run_module
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
@@ -124,8 +125,13 @@ def main() -> None:
         check_writable=dict(type="bool", default=False),
         fail_on_mismatch=dict(type="bool", default=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    module.exit_json(**run(module))
+    run_module(
+        "storage_inventory",
+        argument_spec,
+        run,
+        doing=lambda p: f"while reading {p['path']}",
+        supports_check_mode=True,
+    )
 
 
 if __name__ == "__main__":

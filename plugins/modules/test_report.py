@@ -28,13 +28,13 @@ description:
   - Returns the same table as plain rows for the play output. It never fails on test failures itself;
     the C(report) role decides that.
 author:
-  - pypi_ops contributors
+  - pypi_ops contributors (@pypi-ops)
 attributes:
   check_mode:
-    support: none
-    description: Writing the report is the point; it runs in check mode too.
-  diff_mode:
-    support: none
+    support: partial
+    details: Writing the report is the point; it is written in check mode too.
+extends_documentation_fragment:
+  - pypi_ops.pypiserver.attributes
 options:
   results:
     description: List of results, each with C(id), C(status) (passed, failed, skipped), C(duration), C(reason),
@@ -100,9 +100,32 @@ failed_tests:
   elements: str
 """
 
+import typing as t
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import report
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import run_module
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    results = report.normalize(module.params["results"])
+    try:
+        paths = report.write(module.params["dest"], results, module.params["suite"], module.params["properties"])
+    except OSError as exc:
+        module.fail_json(
+            msg=f"Cannot write the report to {module.params['dest']}: {exc.strerror}; choose a writable pypi_report_dir."
+        )
+    return {
+        "changed": True,
+        "junit": paths["junit"],
+        "summary": paths["summary"],
+        "json": paths["json"],
+        "html": paths["html"],
+        "table": report.text_table(results),
+        "counts": report.counts(results),
+        "failed_tests": [r["id"] for r in results if r["status"] == "failed"],
+    }
 
 
 def main() -> None:
@@ -112,23 +135,12 @@ def main() -> None:
         suite=dict(type="str", default="pypi_ops.pypiserver"),
         properties=dict(type="dict", default={}),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    results = report.normalize(module.params["results"])
-    try:
-        paths = report.write(module.params["dest"], results, module.params["suite"], module.params["properties"])
-    except OSError as exc:
-        module.fail_json(
-            msg=f"Cannot write the report to {module.params['dest']}: {exc.strerror}; choose a writable pypi_report_dir."
-        )
-    module.exit_json(
-        changed=True,
-        junit=paths["junit"],
-        summary=paths["summary"],
-        json=paths["json"],
-        html=paths["html"],
-        table=report.text_table(results),
-        counts=report.counts(results),
-        failed_tests=[r["id"] for r in results if r["status"] == "failed"],
+    run_module(
+        "test_report",
+        argument_spec,
+        run,
+        doing=lambda p: f"while writing the report to {p['dest']}",
+        supports_check_mode=True,
     )
 
 
