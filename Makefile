@@ -28,7 +28,7 @@ help:
 	@echo "make test-fast- the same without the slow cases"
 	@echo "make soak N=20- the full verify.yml N times (default 5) on fresh local servers: pass count, slowest tests"
 	@echo "make bench    - benchmarks against raw clients (table + reports/bench.json); BENCH_ARGS=--no-cold ..."
-	@echo "make lint     - ruff + ansible-lint"
+	@echo "make lint     - ruff, ansible-lint, ansible-test sanity (scripts/sanity.py), mypy"
 	@echo "make clean    - remove .venv, state and reports"
 
 $(VENV)/.runtime: requirements.txt constraints.txt
@@ -128,10 +128,13 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ansible-lint
+	$(PY) scripts/sanity.py   # the real ansible-test sanity, without ci-files.testing.ansible.com (see the script)
+	cd $(CURDIR) && $(VENV)/bin/mypy   # mypy.ini: plugins/ as ansible_collections.pypi_ops.pypiserver
 
 doc: $(VENV)/.runtime
 	@for m in plugins/modules/[!_]*.py; do n=$$(basename $$m .py); $(VENV)/bin/ansible-doc pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok $$n"; done
-	@for n in helm_test_verdict helm_values_files test_deadline report_dest test_skip_reason; do $(VENV)/bin/ansible-doc -t filter pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok filter $$n"; done
+	@for n in helm_test_verdict helm_values_files test_deadline report_dest test_skip_reason result_row failure_reason skip_reason client_matrix; do $(VENV)/bin/ansible-doc -t filter pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok filter $$n"; done
+	@$(VENV)/bin/ansible-doc -t lookup pypi_ops.pypiserver.cwd >/dev/null && echo "ok lookup cwd"
 
 constraints: 
 	rm -rf /tmp/pypi_ops_constraints && $(PYTHON) -m venv /tmp/pypi_ops_constraints

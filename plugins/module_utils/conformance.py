@@ -153,9 +153,9 @@ def _page_files(page: dict[str, t.Any]) -> tuple[str, t.Any, list[dict[str, t.An
     """(format, parsed body, file records) of a 200 project page; raises IndexReadError for invalid JSON."""
     fmt, body = read_body(page)
     if fmt == "json":
-        files, _ = si.parse_json_files(_as_api_v1(body), page["final_url"])
+        files, _found = si.parse_json_files(_as_api_v1(body), page["final_url"])
     else:
-        files, _ = si.parse_html_files(body, page["final_url"])
+        files, _found = si.parse_html_files(body, page["final_url"])
     return fmt, body, files
 
 

@@ -248,8 +248,8 @@ def rotate_secret(
     where = f"Secret {namespace}/{name}"
     try:
         secret = core.read_namespaced_secret(name, namespace, _request_timeout=kw.REQUEST_TIMEOUT)
-    except kw.ApiException as exc:
-        if getattr(exc, "status", None) == 404:
+    except Exception as exc:  # noqa: BLE001 - ApiException, or urllib3/OSError: the API server is unreachable
+        if isinstance(exc, kw.ApiException) and getattr(exc, "status", None) == 404:
             if _namespace_missing(core, namespace):
                 raise CredentialsError(
                     f"Namespace {namespace} does not exist, so {where} cannot either; check pypi_k8s_namespace "
@@ -258,8 +258,6 @@ def rotate_secret(
             raise CredentialsError(
                 f"{where} does not exist; check pypi_k8s_namespace, pypi_k8s_release and auth.existingSecret."
             ) from None
-        raise CredentialsError(k8s_sentence(kw.api_error(exc, namespace, f"get secret {name}"))) from None
-    except Exception as exc:  # noqa: BLE001 - urllib3/OSError: the API server is unreachable
         raise CredentialsError(k8s_sentence(kw.api_error(exc, namespace, f"get secret {name}"))) from None
     data = dict(secret.data or {})
     if HTPASSWD_KEY not in data:
@@ -290,10 +288,8 @@ def _namespace_missing(core: t.Any, namespace: str) -> bool:
 
     try:
         core.read_namespace(namespace, _request_timeout=kw.REQUEST_TIMEOUT)
-    except kw.ApiException as exc:
-        return getattr(exc, "status", None) == 404
-    except Exception:  # noqa: BLE001 - the API server is unreachable now; the Secret's not-found stands
-        return False
+    except Exception as exc:  # noqa: BLE001 - an ApiException, or the API server is unreachable now: not-found stands
+        return isinstance(exc, kw.ApiException) and getattr(exc, "status", None) == 404
     return False
 
 

@@ -145,7 +145,7 @@ def start(
             "nginx is not installed, and the replicas' round-robin front needs it (Debian: apt-get install nginx)."
         )
     ls.make_private_dirs(state_dir)
-    state = read_state(state_dir)
+    state = read_state(state_dir) or {}
     running = bool(state) and ls.pid_alive(state.get("pid"), state.get("pid_start"))
     port = port or (state.get("port") if state else 0) or 0
     if running and state.get("upstreams") == list(upstreams) and state.get("port") == port:

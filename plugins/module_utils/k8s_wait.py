@@ -30,7 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the client
     HAS_K8S = False
     K8S_IMPORT_ERROR = str(exc)
-    ApiException = Exception  # type: ignore[assignment,misc]
+    ApiException = Exception
 
 REQUEST_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds, for every API call
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -141,12 +141,12 @@ def _call(namespace: str, action: str, fn: t.Callable[..., t.Any], *args: t.Any,
     kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
     try:
         return fn(*args, **kwargs)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:  # first: ApiException is Exception without the client
+        raise api_error(exc, namespace, action) from exc
     except ApiException as exc:
         if exc.status:
             raise api_error(exc, namespace, action) from exc
         raise api_error(exc.__cause__ or exc, namespace, action) from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise api_error(exc, namespace, action) from exc
 
 
 # -- selection ---------------------------------------------------------------------------------
@@ -156,32 +156,34 @@ def check_namespace(core: t.Any, namespace: str) -> None:
     """Fail when the namespace does not exist. A 403 on namespaces (common for deployers) is not fatal."""
     try:
         core.read_namespace(namespace, _request_timeout=REQUEST_TIMEOUT)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:  # first: ApiException is Exception without the client
+        raise api_error(exc, namespace) from exc
     except ApiException as exc:
         if exc.status == 404:
             raise K8sError(f"namespace {namespace} does not exist") from exc
         if exc.status == 403:
             return
         raise api_error(exc, namespace, f"get namespace {namespace}") from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise api_error(exc, namespace) from exc
 
 
 def _selector_from_labels(match_labels: dict[str, str] | None) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted((match_labels or {}).items()))
 
 
-def workload(apps: t.Any, namespace: str, deployment: str | None, statefulset: str | None) -> tuple[str, str, t.Any]:
+def workload(
+    apps: t.Any, namespace: str, deployment: str | None, statefulset: str | None
+) -> tuple[str, str | None, t.Any]:
     """(kind, name, object) of the Deployment or StatefulSet."""
     kind, name = ("deployment", deployment) if deployment else ("statefulset", statefulset)
     read = apps.read_namespaced_deployment if deployment else apps.read_namespaced_stateful_set
     try:
         obj = read(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:  # first: ApiException is Exception without the client
+        raise api_error(exc, namespace) from exc
     except ApiException as exc:
         if exc.status == 404:
             raise K8sError(f"{kind} {name} does not exist in namespace {namespace}") from exc
         raise api_error(exc, namespace, f"get {kind} {name}") from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise api_error(exc, namespace) from exc
     return kind, name, obj
 
 
@@ -356,12 +358,12 @@ def delete_pod(core: t.Any, namespace: str, pod: t.Any, grace_period: int | None
     )
     try:
         core.delete_namespaced_pod(pod.metadata.name, namespace, body=body, _request_timeout=REQUEST_TIMEOUT)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:  # first: ApiException is Exception without the client
+        raise api_error(exc, namespace) from exc
     except ApiException as exc:
         if exc.status in (404, 409):
             return False
         raise api_error(exc, namespace, f"delete pod {pod.metadata.name}") from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise api_error(exc, namespace) from exc
     return True
 
 

@@ -110,7 +110,7 @@ def start(spec: S3Spec, timeout: float = 30.0) -> tuple[bool, dict[str, t.Any]]:
         raise ls.ServerError(problem + "; run on a machine with FUSE, or use the local target.")
     # its parent is the target's state directory, which will hold htpasswd and credentials
     ls.make_private_dirs(spec.state_dir)
-    state = read_state(spec.state_dir)
+    state = read_state(spec.state_dir) or {}
     current = describe(state)
     if (
         current["running"]
@@ -238,7 +238,8 @@ def stop(state_dir: str) -> dict[str, t.Any]:
     if not state:
         return {"changed": False, "unmounted": True, "running": False}
     extra = state.get("extra_mounts") or []
-    unmounted = all([unmount(m.get("mountpoint", "")) for m in extra])
+    tried = [unmount(m.get("mountpoint", "")) for m in extra]  # every mount, not only up to the first stuck one
+    unmounted = all(tried)
     unmounted = unmount(state.get("mountpoint", "")) and unmounted
     stopped = False
     for mount in extra:

@@ -24,7 +24,8 @@ import sys
 import time
 import typing as t
 import urllib.error
-import urllib.request
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import credentials as cred
 
@@ -124,9 +125,9 @@ def _reap(pid: int) -> None:
         pass
 
 
-def terminate(pid: int, token: str | None, timeout: float = 10.0) -> bool:
+def terminate(pid: int | None, token: str | None, timeout: float = 10.0) -> bool:
     """SIGTERM, wait up to ``timeout``, then SIGKILL. True if a process was stopped."""
-    if not pid_alive(pid, token):
+    if not pid or not pid_alive(pid, token):
         return False
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         try:
@@ -272,7 +273,7 @@ def wait_healthy(url: str, timeout: float, alive: t.Callable[[], bool] | None = 
         if alive is not None and not alive():
             raise ServerError(f"The server process exited before {url} answered.")
         try:
-            with urllib.request.urlopen(url, timeout=min(2.0, max(0.1, deadline - time.monotonic()))) as resp:
+            with open_url(url, timeout=min(2.0, max(0.1, deadline - time.monotonic()))) as resp:
                 if resp.status == 200:
                     return time.monotonic() - start
                 last = f"HTTP {resp.status}"
@@ -311,7 +312,7 @@ def start(spec: Spec, state_dir: str, timeout: float = 30.0, force_restart: bool
     validate_spec(spec)
     make_private_dirs(state_dir)
     _prepare_package_dir(spec.package_dir)
-    state = read_state(state_dir)
+    state = read_state(state_dir) or {}
     running = bool(state) and pid_alive(state.get("pid"), state.get("pid_start"))
     port = spec.port or (state.get("port") if state else 0) or 0
     if running and not force_restart:
@@ -383,7 +384,7 @@ def spawn_detached(
     finally:
         os.close(log_fd)
     token = None
-    for _ in range(50):  # at most 0.5 s: /proc has the entry as soon as the fork returned
+    for _attempt in range(50):  # at most 0.5 s: /proc has the entry as soon as the fork returned
         token = _proc_start_token(proc.pid)
         if token:
             break

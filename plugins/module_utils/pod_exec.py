@@ -21,7 +21,7 @@ try:
     from kubernetes.stream import stream as k8s_stream
 except ImportError:  # pragma: no cover - exercised only without the client
     websocket = None  # type: ignore[assignment]
-    k8s_stream = None  # type: ignore[assignment]
+    k8s_stream = None
 
 # Run as ``sh -c INVENTORY_SCRIPT sh <path>``: the path is "$1", never spliced into the script.
 # One line per regular file directly in the directory: "<sha256> <size> <name>" (names may hold spaces;

@@ -356,7 +356,8 @@ def remove_group(
         )
         raise RemoveError(
             f"Removal of {what} did not happen: the server {said}, but "
-            f"{httputil.redact_url(si.project_url(simple_url, group['name']))} still lists {', '.join(left)}; url and simple_url must reach the same server and storage (not another "
+            f"{httputil.redact_url(si.project_url(simple_url, group['name']))} still lists {', '.join(left)}; "
+            "url and simple_url must reach the same server and storage (not another "
             "replica or a proxy that swallows the POST): check both URLs and the server's log."
         )
     if served:

@@ -70,7 +70,9 @@ def check(
         limit = min(limit, start + max(0.0, left))
     make = session_factory or (lambda: httputil.make_session(opts))
     session = make()
-    state = {u: {"url": u, "state": "pending", "detail": "not asked yet", "seconds": None, "polls": 0} for u in urls}
+    state: dict[str, dict[str, t.Any]] = {
+        u: {"url": u, "state": "pending", "detail": "not asked yet", "seconds": None, "polls": 0} for u in urls
+    }
     delay = 0.1
     try:
         while True:

@@ -98,7 +98,7 @@ def _histogram(value: t.Any) -> list[tuple[float | None, int]] | None:
         if count is None or count != int(count):
             return None
         out.append((edge, int(count)))
-    edges = [edge for edge, _ in out]
+    edges = [edge for edge, _count in out]
     if len(set(edges)) != len(edges):
         return None
     return out
@@ -206,11 +206,13 @@ def latency_chart(results: list[dict[str, t.Any]]) -> str:
     ]
     if not series:
         return _note(f"No {what}: the {LOAD_TEST} test recorded no latency histogram.")
-    if not any(count for _, _, hist in series for _, count in hist):
+    if not any(count for _name, _colour, hist in series for _edge, count in hist):
         return _note(f"No {what}: the {LOAD_TEST} test recorded no successful operation.")
-    edges = sorted({edge for _, _, hist in series for edge, _ in hist}, key=lambda e: (e is None, e or 0.0))
-    by_edge = [dict(hist) for _, _, hist in series]
-    top_count = max(count for _, _, hist in series for _, count in hist)
+    edges = sorted(
+        {edge for _name, _colour, hist in series for edge, _count in hist}, key=lambda e: (e is None, e or 0.0)
+    )
+    by_edge = [dict(hist) for _name, _colour, hist in series]
+    top_count = max(count for _name, _colour, hist in series for _edge, count in hist)
     step = _nice_step(top_count)
     step = max(1.0, float(math.ceil(step)))
     y_max = step * math.ceil(top_count / step)
@@ -218,9 +220,9 @@ def latency_chart(results: list[dict[str, t.Any]]) -> str:
     height = 300
     plot_w, plot_h = CHART_WIDTH - left - right, height - top - bottom
     group = plot_w / len(edges)
-    bar = group * 0.8 / len(series)
+    bar_w = group * 0.8 / len(series)
     parts = [_svg_open(CHART_WIDTH, height, "Load test latency histogram: operations per latency bucket (ms)")]
-    parts += _legend([(name, colour) for name, colour, _ in series], left, 14)
+    parts += _legend([(name, colour) for name, colour, _hist in series], left, 14)
     tick = 0.0
     while tick <= y_max + 1e-9:
         y = top + plot_h - tick / y_max * plot_h
@@ -230,18 +232,18 @@ def latency_chart(results: list[dict[str, t.Any]]) -> str:
     previous: float | None = None
     for i, edge in enumerate(edges):
         x0 = left + i * group + group * 0.1
-        for j, (name, colour, _) in enumerate(series):
+        for j, (name, colour, _hist) in enumerate(series):
             count = by_edge[j].get(edge, 0)
             h = count / y_max * plot_h
-            x = x0 + j * bar
+            x = x0 + j * bar_w
             label = _bucket_label(edge, previous)
             parts.append(
-                f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar - 1:.1f}" height="{h:.1f}" fill="{colour}">'
+                f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 1:.1f}" height="{h:.1f}" fill="{colour}">'
                 f"<title>{_e(f'{name} {label} ms: {count}')}</title></rect>"
             )
             if count:
                 parts.append(
-                    f'<text class="small" x="{x + bar / 2:.1f}" y="{top + plot_h - h - 3:.1f}" '
+                    f'<text class="small" x="{x + bar_w / 2:.1f}" y="{top + plot_h - h - 3:.1f}" '
                     f'text-anchor="middle">{count}</text>'
                 )
         parts.append(
@@ -262,7 +264,7 @@ def latency_chart(results: list[dict[str, t.Any]]) -> str:
     parts.append("</svg>")
     captions = []
     for name, prefix in (("upload", "up"), ("download", "down")):
-        hist = dict(next((h for n, _, h in series if n == name), []))
+        hist = dict(next((h for n, _colour, h in series if n == name), []))
         stats = ", ".join(
             f"{pct} {_e(figures[f'{prefix}_{pct}_ms'])} ms"
             for pct in ("p50", "p95", "p99")
@@ -283,11 +285,11 @@ def throughput_chart(results: list[dict[str, t.Any]]) -> str:
         ("upload", _number(figures.get("upload_mib_s"))),
         ("download", _number(figures.get("download_mib_s"))),
     ]
-    if any(v is None for _, v in values):
+    if any(v is None for _label, v in values):
         return _note(f"No {what}: the {LARGE_TEST} test recorded no upload_mib_s and download_mib_s.")
     label_w, value_w, row, top = 90, 110, 30, 8
     bar_max = CHART_WIDTH - label_w - value_w
-    fastest = max(t.cast(float, v) for _, v in values)
+    fastest = max(t.cast(float, v) for _label, v in values)
     scale = bar_max / fastest if fastest > 0 else 0.0
     height = top + row * len(values) + 8
     parts = [_svg_open(CHART_WIDTH, height, "Large package throughput in MiB/s, upload and download")]

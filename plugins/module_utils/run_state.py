@@ -252,9 +252,9 @@ def guard(controller_pid: int, path: str, poll: float = POLL) -> int:
     doc["final"] = True
     doc["guardian"] = extra
     write_state(path, doc)
-    print(json.dumps(extra), flush=True)
+    print(json.dumps(extra), flush=True)  # pylint: disable=ansible-bad-function  # the guardian process's output
     return 0
 
 
 if __name__ == "__main__":  # the guardian process: python -m ...run_state <controller pid> <state path>
-    sys.exit(guard(int(sys.argv[1]), sys.argv[2]))
+    sys.exit(guard(int(sys.argv[1]), sys.argv[2]))  # pylint: disable=ansible-bad-function  # a process, not a module

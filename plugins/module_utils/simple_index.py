@@ -400,7 +400,7 @@ def is_json(media: str) -> bool:
 
 def _charset(content_type: str) -> str:
     for param in content_type.split(";")[1:]:
-        key, _, value = param.partition("=")
+        key, _sep, value = param.partition("=")
         if key.strip().lower() == "charset" and value.strip():
             return value.strip().strip("\"'")
     return "utf-8"

@@ -174,7 +174,7 @@ def take(
             snap[name] = {}
             continue
         if grouped is not None:
-            page = {"files": grouped[name], "final_url": flat_listing_url(simple_url)}
+            page: dict[str, t.Any] = {"files": grouped[name], "final_url": flat_listing_url(simple_url)}
         else:
             try:
                 page = si.fetch_project(session, simple_url, name, opts)

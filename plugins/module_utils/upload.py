@@ -310,7 +310,8 @@ class MultipartBody:
                 if self.total_s and time.monotonic() - start > self.total_s:
                     raise bounds.BoundError(
                         f"upload of {os.path.basename(self.path)} was still sending after {self.total_s:g} s, the time "
-                        f"allowed for one operation (pypi_op_timeout), with {bounds.of(self.sent, total)} sent; the link or the server is too slow: check the network path, "
+                        f"allowed for one operation (pypi_op_timeout), with {bounds.of(self.sent, total)} sent; "
+                        "the link or the server is too slow: check the network path, "
                         "or raise pypi_op_timeout.",
                         "op_timeout",
                         f"over {self.total_s:g} s",

@@ -17,7 +17,7 @@ mkdir -p "$work"
 cd "$work"
 mod_url="${GOPROXY_URL:-https://proxy.golang.org}/k8s.io/kubernetes/@v/$ver.mod"
 # The module's own go.mod names the staging modules; read it through the Go toolchain (no extra HTTP client).
-(cd / && GO111MODULE=on GOFLAGS= go mod download -json "k8s.io/kubernetes@$ver") > dl.json 2>/dev/null || true
+(cd / && GO111MODULE=on GOFLAGS='' go mod download -json "k8s.io/kubernetes@$ver") > dl.json 2>/dev/null || true
 gomod=$(python3 -c 'import json,sys; print(json.load(open("dl.json")).get("GoMod",""))' 2>/dev/null || true)
 if [ -z "$gomod" ] || [ ! -f "$gomod" ]; then
   echo "build-k8s: could not download k8s.io/kubernetes@$ver from the Go module proxy ($mod_url); check GOPROXY and the network, then run again" >&2
@@ -29,7 +29,7 @@ staging_release() {
   local m=$1 minor=${staging_ver#v0.} patch
   patch=${minor#*.}; minor=${minor%%.*}
   while [ "$patch" -ge 0 ]; do
-    if (cd / && GO111MODULE=on GOFLAGS= go mod download "$m@v0.$minor.$patch") >/dev/null 2>&1; then echo "v0.$minor.$patch"; return; fi
+    if (cd / && GO111MODULE=on GOFLAGS='' go mod download "$m@v0.$minor.$patch") >/dev/null 2>&1; then echo "v0.$minor.$patch"; return; fi
     [ "$m@v0.$minor.$patch" = "$m@$staging_ver" ] && echo "build-k8s: $m $staging_ver is not on the module proxy; using an earlier patch" >&2
     patch=$((patch - 1))
   done
@@ -43,10 +43,10 @@ staging_release() {
   echo "require k8s.io/kubernetes $ver"
   echo
   echo "replace ("
-  for m in $(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/k8s.io/.*#\1#p' "$gomod"); do
+  while read -r m <&3; do
     case $m in k8s.io/sample-*) continue ;; esac   # examples, never imported by the binaries
     printf '\t%s => %s %s\n' "$m" "$m" "$(staging_release "$m")"
-  done
+  done 3< <(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/k8s.io/.*#\1#p' "$gomod")
   echo ")"
 } > go.mod.new
 mv go.mod.new go.mod

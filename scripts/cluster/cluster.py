@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A real single-node Kubernetes on this machine, built and started by the project itself.
 
     cluster.py up      [--state DIR]   build what is missing (cached), start everything, write DIR/kubeconfig

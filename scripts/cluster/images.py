@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the local cluster's images with no registry, as OCI archives, and import them into containerd.
 
 One Debian 12 (bookworm) root filesystem made with debootstrap is the shared base layer; each image adds a

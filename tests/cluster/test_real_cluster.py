@@ -407,7 +407,12 @@ spec:
           image: localhost/pypiops/python:3.11
           imagePullPolicy: Never
           # Ignores SIGTERM: the old pod stays Terminating (and serving) for the whole grace period.
-          command: ["python3", "-c", "import signal, http.server; signal.signal(signal.SIGTERM, signal.SIG_IGN); http.server.test(HandlerClass=http.server.SimpleHTTPRequestHandler, port=8080, bind='0.0.0.0')"]
+          command:
+            - python3
+            - -c
+            - >-
+              import signal, http.server; signal.signal(signal.SIGTERM, signal.SIG_IGN);
+              http.server.test(HandlerClass=http.server.SimpleHTTPRequestHandler, port=8080, bind='0.0.0.0')
           readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
 ---
 apiVersion: v1

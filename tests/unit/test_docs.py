@@ -1,65 +1,50 @@
-"""Every module's DOCUMENTATION/EXAMPLES/RETURN render with the real ansible-doc and match its argument_spec."""
+"""What ansible-test sanity does not require of the modules' docs: every module documents RETURN and attributes.
+
+validate-modules (make lint, scripts/sanity.py) checks the rest, and more strictly than the AST parse that lived
+here: short_description, EXAMPLES present and valid YAML, the documented options against the argument_spec the
+module really builds (names, types, defaults, choices, elements, no_log), and the ansible-doc sanity test renders
+every plugin. Two things it lets pass: a module without RETURN is only a warning (missing-return-legacy) outside a
+git change set, and attributes are optional in its schema. Both are this collection's rule, so they stay here,
+read from the real ansible-doc output of the collection as Ansible finds it (.venv/collections).
+"""
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
-from pathlib import Path
-
-import pytest
-import yaml
 
 from tests.helpers import ROOT, VENV_BIN
 
 MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
 
 
-def _spec_keys(path: Path) -> set[str]:
-    """Option names of the argument_spec literal in main() (a dict(...) call or {...}, maybe with **CLIENT_ARGS)."""
-    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.http import CLIENT_ARGS
-
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if not any(getattr(t, "id", "") == "argument_spec" for t in targets):
-                continue
-            value = node.value
-            if isinstance(value, ast.Call):
-                keys = {kw.arg for kw in value.keywords if kw.arg}
-                spread = any(kw.arg is None for kw in value.keywords)
-            else:
-                keys = {k.value for k in value.keys if isinstance(k, ast.Constant)}
-                spread = any(k is None for k in value.keys)
-            return keys | (set(CLIENT_ARGS) if spread else set())
-    raise AssertionError(f"no argument_spec in {path}")
-
-
-@pytest.mark.parametrize("name", MODULES)
-def test_ansible_doc_renders_and_matches_argument_spec(name):
+def test_every_module_documents_return_and_attributes():
     env = dict(
         os.environ,
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".venv" / "collections"),
     )
     proc = subprocess.run(
-        [str(VENV_BIN / "ansible-doc"), "--json", f"pypi_ops.pypiserver.{name}"],
+        [str(VENV_BIN / "ansible-doc"), "--json", *(f"pypi_ops.pypiserver.{name}" for name in MODULES)],
         env=env,
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)[f"pypi_ops.pypiserver.{name}"]
-    assert doc["doc"]["short_description"]
-    assert doc["examples"].strip()
-    assert doc["return"]
-    assert "attributes" in doc["doc"]
-    documented = set(doc["doc"].get("options", {}))
-    assert documented == _spec_keys(ROOT / "plugins" / "modules" / f"{name}.py")
-    yaml.safe_load(doc["examples"])  # examples are valid YAML
+    docs = json.loads(proc.stdout)
+    assert sorted(docs) == [f"pypi_ops.pypiserver.{name}" for name in MODULES]
+    missing = []
+    for fqcn, doc in sorted(docs.items()):
+        if not doc.get("return"):
+            missing.append(f"{fqcn}: no RETURN")
+        attributes = doc["doc"].get("attributes") or {}
+        for name in ("check_mode", "diff_mode", "platform"):  # validate-modules checks each entry's fields
+            if name not in attributes:
+                missing.append(f"{fqcn}: attributes.{name} missing")
+    assert not missing, "\n".join(missing)
 
 
 def test_every_module_is_in_a_known_set():

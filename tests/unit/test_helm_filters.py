@@ -41,7 +41,8 @@ POD LOGS: pypi-pypiserver-test-persistence
 before restart:
 chart_smoke_pkg-1.0.1-py3-none-any.whl
 deleting server pods: 1234
-Error from server (Forbidden): pods "pypi-pypiserver-5d9" is forbidden: User "system:serviceaccount:ns:pypi-pypiserver-test-persistence" cannot delete resource "pods" in API group "" in the namespace "ns"
+Error from server (Forbidden): pods "pypi-pypiserver-5d9" is forbidden: \
+User "system:serviceaccount:ns:pypi-pypiserver-test-persistence" cannot delete resource "pods" in API group "" in the namespace "ns"
 """
 
 TRACEBACK = """TEST SUITE:     pypi-pypiserver-test-download-package

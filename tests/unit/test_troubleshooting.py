@@ -274,10 +274,10 @@ KEYS = [
     # install
     ("plugins/module_utils/pip_runner.py:explain_pip_failure", "behind the index's back"),
     ("plugins/module_utils/pip_runner.py:explain_pip_failure", "pip looked only there, wheels only"),
-    ("plugins/module_utils/pip_runner.py:diagnose_index", "and none were given"),
+    ("plugins/module_utils/install.py:diagnose_index", "and none were given"),
     ("plugins/module_utils/provenance.py:judge", "a file URL the index under test never advertised"),
     ("plugins/module_utils/provenance.py:_page_problem", "read the page from another index"),
-    ("plugins/module_utils/pip_runner.py:import_check", "Set import_name if the importable package"),
+    ("plugins/module_utils/install.py:import_check", "Set import_name if the importable package"),
     # index / listing
     ("plugins/module_utils/simple_index.py:fetch_project", "check the project name, that it was uploaded"),
     ("plugins/module_utils/simple_index.py:_check_meta", "no meta.api-version"),
@@ -317,19 +317,19 @@ KEYS = [
     ("plugins/filter/helm_test.py:_why", "check the test Role's verbs"),
     # runbooks and probe removal
     ("playbooks/smoke.yml", "smoke.yml only reads"),
-    ("roles/deploy/tasks/rotate_check_current.yml", "No current password is known"),
+    ("roles/deploy/tasks/rotate/check_current.yml", "No current password is known"),
     ("roles/functional_tests/tasks/probe_cleanup.yml", "nothing proves the run left it unchanged"),
     ("plugins/module_utils/snapshot.py:verdict", "remove them with playbooks/cleanup_probes.yml"),
     ("plugins/module_utils/remove.py:post_remove", "guards remove_pkg like uploads"),
     ("plugins/module_utils/remove.py:remove_group", "did not happen"),
     # input validation
     ("roles/deploy/tasks/main.yml", "Unknown pypi_target"),
-    ("roles/deploy/tasks/deploy_url.yml", "needs pypi_url"),
+    ("roles/deploy/tasks/url/deploy.yml", "needs pypi_url"),
     ("plugins/module_utils/remove.py:check_name", "is not a valid project name"),
     ("ansible/plugins/action/validate_argument_spec.py", "Validation of arguments failed"),
     # report
     ("roles/report/tasks/main.yml", "a verifier that ran nothing proves nothing"),
-    ("plugins/modules/test_report.py:main", "choose a writable pypi_report_dir"),
+    ("plugins/modules/test_report.py:run", "choose a writable pypi_report_dir"),
     ("extensions/molecule/playbooks/converge.yml", "target failed"),
 ]
 
@@ -392,7 +392,7 @@ def _prints_messages(path: Path) -> bool:
 
 def test_every_file_that_prints_a_message_is_a_source():
     named = {s.partition(":")[0] for row in doc_rows() for s in row.sources}
-    files = [*(ROOT / "plugins").rglob("*.py"), *(ROOT / "roles").rglob("tasks/*.yml")]
+    files = [*(ROOT / "plugins").rglob("*.py"), *(ROOT / "roles").glob("*/tasks/**/*.yml")]
     files += [*(ROOT / "playbooks").glob("*.yml"), ROOT / "verify.yml", *(ROOT / "extensions").rglob("*.yml")]
     printing = {str(f.relative_to(ROOT)) for f in files if _prints_messages(f)}
     missing = sorted(printing - named)
