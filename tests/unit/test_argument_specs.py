@@ -110,9 +110,7 @@ def test_validate_entry_point_checks_the_same_options(role):
 def test_target_choices_are_the_known_targets():
     known = _yaml(ROOT / "roles" / "deploy" / "vars" / "main.yml")["pypi_known_targets"]
     assert _options("deploy")["pypi_target"]["choices"] == known
-    assert sorted(known) == sorted(
-        p.stem.removeprefix("deploy_") for p in (ROOT / "roles/deploy/tasks").glob("deploy_*.yml")
-    )
+    assert sorted(known) == sorted(p.parent.name for p in (ROOT / "roles/deploy/tasks").glob("*/deploy.yml"))
 
 
 def test_auth_vocabulary_is_the_same_for_deploy_and_tests():
