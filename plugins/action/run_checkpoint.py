@@ -51,6 +51,11 @@ class ActionModule(ActionBase):
         if event == "begin":
             doc.update(current=str(args.get("test") or ""), current_priority=str(args.get("priority") or ""))
             doc["current_since"] = time.time()
+        elif event == "end":
+            # the planned test that runs next is current from now on, so that its own begin checkpoint (a task
+            # per test) can be left out: the report of a run stopped between the two names it as interrupted
+            nxt = run_state.next_planned(doc["plan"], doc["results"], str(args.get("test") or ""))
+            doc.update(current=nxt.get("id", ""), current_priority=nxt.get("priority", ""), current_since=time.time())
         else:
             doc.update(current="", current_priority="")
         if event == "final":
@@ -77,4 +82,4 @@ class ActionModule(ActionBase):
                 msg=f"Cannot write the run's checkpoint in {doc['dest']}: {exc.strerror or exc}; "
                 "choose a writable pypi_report_dir.",
             )
-        return dict(result, changed=False, state=path, guardian_pid=doc.get("guardian_pid"))
+        return dict(result, changed=False, state=path, guardian_pid=doc.get("guardian_pid"), current=doc["current"])

@@ -271,14 +271,27 @@ def write_wheel(spec: ProbeSpec, dest_dir: str, metadata: str | None = None) -> 
         ),
         (f"{info}/top_level.txt", f"{spec.import_name}\n".encode()),
     ]
-    if spec.payload_size:
-        members.append((f"{spec.import_name}/payload.bin", os.urandom(spec.payload_size)))
     record = []
+
+    def recorded(arcname: str, sha: t.Any, size: int) -> None:
+        b64 = base64.urlsafe_b64encode(sha.digest()).rstrip(b"=").decode()
+        record.append(f"{arcname},sha256={b64},{size}")
+
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as whl:
         for arcname, data in members:
             whl.writestr(arcname, data)
-            b64 = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            record.append(f"{arcname},sha256={b64},{len(data)}")
+            recorded(arcname, hashlib.sha256(data), len(data))
+        if spec.payload_size:
+            # incompressible random bytes, streamed into the archive a chunk at a time (a large probe never sits
+            # in memory whole)
+            arcname, sha, remaining = f"{spec.import_name}/payload.bin", hashlib.sha256(), spec.payload_size
+            with whl.open(arcname, "w", force_zip64=spec.payload_size > 0x7FFFFFFF) as member:
+                while remaining > 0:
+                    block = os.urandom(min(digest.CHUNK, remaining))
+                    member.write(block)
+                    sha.update(block)
+                    remaining -= len(block)
+            recorded(arcname, sha, spec.payload_size)
         record.append(f"{info}/RECORD,,")
         whl.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
     return path

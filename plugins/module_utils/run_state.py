@@ -70,6 +70,17 @@ def selected(plan: list[t.Any], run_tags: list[str], skip_tags: list[str]) -> li
     return out
 
 
+def next_planned(plan: list[dict[str, str]], results: list[dict[str, t.Any]], after: str) -> dict[str, str]:
+    """The first selected planned test after ``after`` that has no result yet ({} when none is left)."""
+    done = {str(r.get("id")) for r in results} | {after}
+    ids = [entry["id"] for entry in plan]
+    start = ids.index(after) + 1 if after in ids else 0
+    for entry in plan[start:]:
+        if entry["id"] not in done:
+            return entry
+    return {}
+
+
 def provisional(doc: dict[str, t.Any], why: str) -> list[dict[str, t.Any]]:
     """The results as if the run stopped now: those recorded, the running test interrupted, the rest not run."""
     results = [dict(r) for r in doc.get("results") or []]
