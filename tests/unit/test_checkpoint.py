@@ -196,7 +196,11 @@ def test_the_guardian_names_what_it_cannot_remove():
 def test_next_planned_is_the_first_later_test_without_a_result():
     from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import run_state
 
-    plan = [{"id": "connection", "priority": "p0"}, {"id": "upload", "priority": "p0"}, {"id": "list", "priority": "p1"}]
+    plan = [
+        {"id": "connection", "priority": "p0"},
+        {"id": "upload", "priority": "p0"},
+        {"id": "list", "priority": "p1"},
+    ]
     assert run_state.next_planned(plan, [{"id": "connection"}], "connection") == plan[1]
     # a later test that already has a result (a rerun's row) is passed over
     assert run_state.next_planned(plan, [{"id": "connection"}, {"id": "upload"}], "connection") == plan[2]
