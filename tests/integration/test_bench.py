@@ -29,6 +29,7 @@ FIGURES = {
     "scaling_simple_projects",
     "scaling_project_files",
     "scaling_load",
+    "production_snapshot",
 }
 
 
@@ -58,6 +59,10 @@ def test_bench_smoke_produces_every_figure(tmp_path):
     assert data["ansible"]["module_tasks"] > 0 and data["ansible"]["tasks_ran"] >= data["ansible"]["module_tasks"]
     assert set(data["scaling"]) == {"simple_projects", "project_files", "load"}
     assert [p["n"] for p in data["scaling"]["load"]["points"]] == [5, 10, 20]
+    # production mode: index_snapshot at each depth on 10 and 40 projects, and the pages one by one beside it
+    points = data["production"]["points"]
+    assert [p["projects"] for p in points] == [10, 40]
+    assert all(p[k] > 0 for p in points for k in ("names", "files", "bytes", "files_pages"))
 
 
 def fig_ratio_plausible(fig: dict) -> bool:
