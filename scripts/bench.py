@@ -200,7 +200,10 @@ class Server:
     def __init__(self, base: Path):
         self.state_dir = str(base / "server-state")
         self.package_dir = base / "packages"
-        _changed, state = ls.start(ls.Spec(package_dir=str(self.package_dir)), self.state_dir, timeout=30)
+        # simple-dir: the benchmark writes files straight into the package directory, and a caching backend
+        # learns of them later through inotify (a listing right after seeding could miss them)
+        spec = ls.Spec(package_dir=str(self.package_dir), backend="simple-dir")
+        _changed, state = ls.start(spec, self.state_dir, timeout=30)
         self.url = state["url"].rstrip("/") + "/"
         self.simple = self.url + "simple/"
 
