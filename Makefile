@@ -15,12 +15,13 @@ PLAYBOOK := $(VENV)/bin/ansible-playbook
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev verify verify-s3 verify-replicas verify-k8s cluster-build cluster-up cluster-down cluster-status verify-url test test-fast lint constraints clean doc molecule soak bench
+.PHONY: help venv dev verify verify-s3 verify-replicas verify-clients clients verify-k8s cluster-build cluster-up cluster-down cluster-status verify-url test test-fast lint constraints clean doc molecule soak bench
 
 help:
 	@echo "make verify   - run the full suite on the embedded local pypiserver (reports/)"
 	@echo "make verify-s3- the same on a pypiserver whose package dir is an s3fs mount of a moto bucket"
 	@echo "make verify-replicas - the suite on 2 replicas (each its own s3fs mount, simple-dir) behind an nginx front"
+	@echo "make verify-clients - the suite with every upload client x every install client (twine, uv, poetry, pdm, hatch x pip, uv, uv lock, poetry, pdm)"
 	@echo "make verify-k8s - the suite on Kubernetes: KUBECONFIG's cluster, else the local one (make cluster-up)"
 	@echo "make cluster-up / cluster-down / cluster-status - the project's own single-node Kubernetes"
 	@echo "make molecule - molecule test of extensions/molecule/ default and s3 (SCENARIO=s3 for one)"
@@ -50,7 +51,20 @@ $(VENV)/.molecule: $(VENV)/.s3 requirements-molecule.txt
 	$(PIP) install --quiet -r requirements-molecule.txt -c constraints.txt
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.s3 $(VENV)/.k8s $(VENV)/.molecule requirements-dev.txt
+# poetry, pdm and hatch (the clients test's other upload and install clients): each in its own venv under
+# .venv/clients/ from its fully pinned requirements file, linked into .venv/bin, where the modules look first.
+CLIENT_TOOLS := poetry pdm hatch
+$(VENV)/.clients: $(VENV)/.runtime requirements-poetry.txt requirements-pdm.txt requirements-hatch.txt
+	@for t in $(CLIENT_TOOLS); do \
+	  test -x $(VENV)/clients/$$t/bin/python || $(PY) -m venv $(VENV)/clients/$$t || exit 1; \
+	  PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/clients/$$t/bin/python -m pip install --quiet \
+	    --no-deps -r requirements-$$t.txt || exit 1; \
+	  ln -sfn ../clients/$$t/bin/$$t $(VENV)/bin/$$t; done
+	@touch $@
+
+clients: $(VENV)/.clients
+
+$(VENV)/.dev: $(VENV)/.s3 $(VENV)/.k8s $(VENV)/.molecule $(VENV)/.clients requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
@@ -71,6 +85,12 @@ verify-s3: $(VENV)/.s3
 verify-replicas: $(VENV)/.s3
 	cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_target=local_s3 -e pypi_local_replicas=2 \
 	  -e pypi_local_backend=simple-dir $(ARGS)
+
+# The full client matrix: every upload client (twine, uv publish, poetry, pdm, hatch publish) x every install client
+# (pip, uv pip install, uv lock + sync, poetry lock + install, pdm lock + install). ARGS='-e {"pypi_auth_actions":
+# ["update","download","list"]}' runs it against a local pypiserver that authenticates reads too.
+verify-clients: $(VENV)/.clients
+	cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_clients_upload=all -e pypi_clients_install=all $(ARGS)
 
 # The suite against a cluster: helm upgrade --install of charts/pypiserver, port-forward, tests, helm test.
 # With no KUBECONFIG given, it runs on the project's own local cluster (brought up first if it is not up).
