@@ -153,7 +153,7 @@ lint: $(VENV)/.dev
 
 doc: $(VENV)/.runtime
 	@for m in plugins/modules/[!_]*.py; do n=$$(basename $$m .py); $(VENV)/bin/ansible-doc pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok $$n"; done
-	@for n in helm_test_verdict helm_values_files test_deadline report_dest test_skip_reason result_row failure_reason skip_reason client_matrix; do $(VENV)/bin/ansible-doc -t filter pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok filter $$n"; done
+	@for n in helm_test_verdict helm_values_files test_deadline report_dest test_skip_reason result_row failure_reason skip_reason client_matrix client_set; do $(VENV)/bin/ansible-doc -t filter pypi_ops.pypiserver.$$n >/dev/null || exit 1; echo "ok filter $$n"; done
 	@$(VENV)/bin/ansible-doc -t lookup pypi_ops.pypiserver.cwd >/dev/null && echo "ok lookup cwd"
 
 constraints: 

@@ -1,6 +1,7 @@
 # Copyright: pypi_ops.pypiserver contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The result bookkeeping of the roles: result_row, failure_reason, skip_reason and client_matrix.
+"""The result bookkeeping of the roles: result_row, failure_reason, skip_reason, client_matrix and
+client_set.
 
 Thin wrappers (in the style of kubernetes.core's k8s.py filters) around plugins/module_utils/results.py, where the
 logic lives and is unit-tested. Their documentation is in the sidecar files <filter name>.yml beside this one.
@@ -44,6 +45,10 @@ def client_matrix(
     return results.client_matrix(upload_results, install_results, install_clients, break_on)
 
 
+def client_set(clients: t.Any, kind: str) -> list[str]:
+    return results.client_set(clients, kind)
+
+
 class FilterModule:
     def filters(self) -> dict[str, t.Callable[..., t.Any]]:
         return {
@@ -51,4 +56,5 @@ class FilterModule:
             "failure_reason": failure_reason,
             "skip_reason": skip_reason,
             "client_matrix": client_matrix,
+            "client_set": client_set,
         }

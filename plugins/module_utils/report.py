@@ -169,9 +169,26 @@ def table_rows(
     return [{k: str(row.get(k, "")) for k in keys} for row in rows if isinstance(row, dict)]
 
 
+def _pair_time(row: dict[str, t.Any]) -> str:
+    """``upload 1.2 s + install 3.4 s`` (what ran of a client pair), or empty."""
+    parts = []
+    for key, what in (("upload_seconds", "upload"), ("install_seconds", "install")):
+        value = row.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            parts.append(f"{what} {value:.1f} s")
+    return " + ".join(parts)
+
+
 def client_matrix(results: list[dict[str, t.Any]]) -> list[dict[str, str]]:
-    """The clients test's rows (upload client, install client, status, reason); empty when it did not run."""
-    return table_rows(results, "clients", "matrix", ("upload", "install", "status", "reason"))
+    """The clients test's rows (upload client, install client, status, time, reason); empty when it did not run."""
+    found = find(results, "clients")
+    rows = found["figures"].get("matrix") if found else None
+    if not isinstance(rows, list):
+        return []
+    keys = ("upload", "install", "status", "reason")
+    return [
+        dict({k: str(row.get(k, "")) for k in keys}, time=_pair_time(row)) for row in rows if isinstance(row, dict)
+    ]
 
 
 def conformance_findings(results: list[dict[str, t.Any]]) -> list[dict[str, str]]:
@@ -183,9 +200,10 @@ def _md_sections(results: list[dict[str, t.Any]]) -> list[str]:
     lines: list[str] = []
     matrix = client_matrix(results)
     if matrix:
-        lines += ["", "## Client matrix", "", "| upload | install | result | reason |", "|---|---|---|---|"]
+        lines += ["", "## Client matrix", "", "| upload | install | result | time | reason |", "|---|---|---|---|---|"]
         lines += [
-            f"| {_md_cell(r['upload'])} | {_md_cell(r['install'])} | {r['status'].upper()} | {_md_cell(r['reason'])} |"
+            f"| {_md_cell(r['upload'])} | {_md_cell(r['install'])} | {r['status'].upper()} | {_md_cell(r['time'])} "
+            f"| {_md_cell(r['reason'])} |"
             for r in matrix
         ]
     findings = conformance_findings(results)

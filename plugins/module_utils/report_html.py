@@ -313,7 +313,7 @@ def throughput_chart(results: list[dict[str, t.Any]]) -> str:
 def _html_sections(results: list[dict[str, t.Any]]) -> list[str]:
     out: list[str] = []
     for title, rows, head in (
-        ("Client matrix", client_matrix(results), ("upload", "install", "status", "reason")),
+        ("Client matrix", client_matrix(results), ("upload", "install", "status", "time", "reason")),
         ("Index conformance", conformance_findings(results), ("check", "pep", "status", "detail")),
     ):
         if not rows:

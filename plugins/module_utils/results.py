@@ -115,6 +115,32 @@ def skip_reason(prerequisite: str, status: str = "failed") -> str:
     return f"prerequisite {prerequisite} {status}"
 
 
+# The clients test's client sets: what ``all`` stands for, in matrix order (the collection's own http uploader is
+# no ecosystem client, so ``all`` leaves it out; it can still be named).
+UPLOAD_CLIENTS = ("twine", "uv", "poetry", "pdm", "hatch")
+INSTALL_CLIENTS = ("pip", "uv", "uv-lock", "poetry", "pdm")
+
+
+def client_set(clients: t.Any, kind: str) -> list[str]:
+    """``pypi_clients_upload`` or ``pypi_clients_install`` (``kind`` upload or install) with ``all`` expanded to
+    every client of that kind, in matrix order, and duplicates dropped; a bare string is one client."""
+    every = UPLOAD_CLIENTS if kind == "upload" else INSTALL_CLIENTS
+    names = [clients] if isinstance(clients, str) else list(clients or [])
+    out: list[str] = []
+    for name in names:
+        for one in every if str(name) == "all" else (str(name),):
+            if one not in out:
+                out.append(one)
+    return out
+
+
+def _seconds(value: t.Any) -> float | None:
+    try:
+        return round(float(value), 1)
+    except (TypeError, ValueError):
+        return None
+
+
 def _get(value: t.Any, key: str, default: t.Any = None) -> t.Any:
     return value.get(key, default) if isinstance(value, dict) else default
 
@@ -172,5 +198,9 @@ def client_matrix(
                     "status": "passed",
                     "reason": f"{install} installed {got[0].get('installed_version')} from {got[0]['origin']}",
                 }
-            rows.append(dict(row, upload=upload, install=install, package=_get(build, "name")))
+            files = _get(up, "results") or [{}]
+            times = {"upload_seconds": _seconds(_get(files[0], "seconds")), "install_seconds": None}
+            if got:
+                times["install_seconds"] = _seconds(got[0].get("seconds"))
+            rows.append(dict(row, upload=upload, install=install, package=_get(build, "name"), **times))
     return rows

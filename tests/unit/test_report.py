@@ -344,8 +344,10 @@ def test_module_names_an_unwritable_dest(tmp_path, run_module):
 
 def _with_matrix() -> list[dict[str, t.Any]]:
     matrix = [
-        {"upload": "twine", "install": "pip", "status": "passed", "reason": "pip installed 1.0.0"},
-        {"upload": "uv", "install": "pip", "status": "failed", "reason": "install with pip failed: <got 9.9> | x"},
+        {"upload": "twine", "install": "pip", "status": "passed", "reason": "pip installed 1.0.0",
+         "upload_seconds": 0.84, "install_seconds": 2.06},
+        {"upload": "uv", "install": "pip", "status": "failed", "reason": "install with pip failed: <got 9.9> | x",
+         "upload_seconds": 0.3, "install_seconds": None},
     ]
     findings = [{"check": "hash_fragments", "pep": "503", "status": "warn", "detail": "no hash on 1 link"}]
     return report.normalize(
@@ -361,8 +363,9 @@ def _with_matrix() -> list[dict[str, t.Any]]:
 def test_summary_and_html_show_the_client_matrix_and_conformance(tmp_path):
     results = _with_matrix()
     md = report.summary_md(results, "suite", {})
-    assert "## Client matrix" in md and "| twine | pip | PASSED | pip installed 1.0.0 |" in md
-    assert "| uv | pip | FAILED | install with pip failed: <got 9.9> \\| x |" in md  # the pipe cannot break the table
+    assert "## Client matrix" in md and "| twine | pip | PASSED | upload 0.8 s + install 2.1 s | pip installed 1.0.0 |" in md
+    # the pipe cannot break the table; an install that did not run has no time
+    assert "| uv | pip | FAILED | upload 0.3 s | install with pip failed: <got 9.9> \\| x |" in md
     assert "## Index conformance" in md and "| hash_fragments | 503 | WARN | no hash on 1 link |" in md
     page = report_html.report_html(results, "suite", {}, "2026-01-01T00:00:00Z")
     assert "<h2>Client matrix</h2>" in page and "&lt;got 9.9&gt;" in page and "<got 9.9>" not in page

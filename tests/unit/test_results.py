@@ -137,10 +137,15 @@ def test_skip_reason_names_the_prerequisite():
 # --------------------------------------------------------------------------- client_matrix
 
 
-def _matrix(case: dict) -> list[dict]:
-    return results.client_matrix(
+TIMES = ("upload_seconds", "install_seconds")
+
+
+def _matrix(case: dict, times: bool = False) -> list[dict]:
+    """The matrix of a captured case; without ``times``, the rows as the Jinja made them (it had no times)."""
+    got = results.client_matrix(
         case["upload_results"], case["install_results"], case["install_clients"], case["break_on"]
     )
+    return got if times else [{k: v for k, v in row.items() if k not in TIMES} for row in got]
 
 
 @pytest.mark.parametrize("name", ["pass", "install_missing", "upload_missing"])
@@ -209,10 +214,34 @@ def test_pairs_after_the_circuit_breaker_say_why_they_did_not_run():
     }
     first["msg"] = "something else"
     assert {r["reason"] for r in _matrix(case)[1:]} == {"install with uv did not run", "install with pip did not run"}
-    assert results.client_matrix(case["upload_results"], [], ["pip"]) == [
-        dict(status="failed", reason="install with pip did not run", upload=u, install="pip", package=p)
-        for u, p in (("twine", got[0]["package"]), ("uv", got[2]["package"]))
-    ]
+    untimed = [{k: v for k, v in r.items() if k != "install_seconds"} for r in results.client_matrix(
+        case["upload_results"], [], ["pip"])]  # fmt: skip
+    assert untimed == [
+        dict(status="failed", reason="install with pip did not run", upload=u, install="pip", package=p,
+             upload_seconds=s)
+        for u, p, s in zip(("twine", "uv"), (got[0]["package"], got[2]["package"]), (
+            round(up["results"][0]["seconds"], 1) for up in case["upload_results"]))
+    ]  # fmt: skip
+
+
+def test_each_pair_carries_the_seconds_of_its_upload_and_of_its_install():
+    case = copy.deepcopy(CLIENTS["pass"])
+    for i, up in enumerate(case["upload_results"]):
+        up["results"][0]["seconds"] = 0.25 + i
+    for i, done in enumerate(case["install_results"]):
+        done["seconds"] = 1.04 + i
+    got = _matrix(case, times=True)
+    assert [(r["upload_seconds"], r["install_seconds"]) for r in got] == [(0.2, 1.0), (0.2, 2.0), (1.2, 3.0), (1.2, 4.0)]
+    case["install_results"] = case["install_results"][:1]  # the loop stopped: the others have no install time
+    assert [r["install_seconds"] for r in _matrix(case, times=True)] == [1.0, None, None, None]
+
+
+def test_all_stands_for_every_client_in_matrix_order():
+    assert results.client_set(["all"], "upload") == ["twine", "uv", "poetry", "pdm", "hatch"]
+    assert results.client_set("all", "install") == ["pip", "uv", "uv-lock", "poetry", "pdm"]
+    assert results.client_set(["http", "all", "twine"], "upload") == ["http", "twine", "uv", "poetry", "pdm", "hatch"]
+    assert results.client_set(["uv", "pip", "uv"], "install") == ["uv", "pip"]
+    assert results.client_set([], "install") == [] and results.client_set(None, "upload") == []
 
 
 # --------------------------------------------------------------------------- the filters
@@ -220,19 +249,18 @@ def test_pairs_after_the_circuit_breaker_say_why_they_did_not_run():
 
 def test_the_filter_plugin_exposes_the_four_filters():
     filters = results_filter.FilterModule().filters()
-    assert sorted(filters) == ["client_matrix", "failure_reason", "result_row", "skip_reason"]
+    assert sorted(filters) == ["client_matrix", "client_set", "failure_reason", "result_row", "skip_reason"]
+    assert filters["client_set"]("all", "install") == list(results.INSTALL_CLIENTS)
     case = FAILED["loop_failure"]
     assert filters["failure_reason"](case["result"], case["task"]) == results.failure_reason(
         case["result"], case["task"]
     )
     assert filters["result_row"]("x", "p0", status="skipped", duration=0.0, reason="r")["reason"] == "r"
-    assert (
-        filters["client_matrix"](
-            **{k: CLIENTS["pass"][k] for k in ("install_results", "install_clients")},
-            upload_results=CLIENTS["pass"]["upload_results"],
-        )
-        == CLIENTS["pass"]["matrix"]
+    got = filters["client_matrix"](
+        **{k: CLIENTS["pass"][k] for k in ("install_results", "install_clients")},
+        upload_results=CLIENTS["pass"]["upload_results"],
     )
+    assert [{k: v for k, v in r.items() if k not in TIMES} for r in got] == CLIENTS["pass"]["matrix"]
 
 
 PLAYBOOK = """
