@@ -87,10 +87,12 @@ verify-replicas: $(VENV)/.s3
 	  -e pypi_local_backend=simple-dir $(ARGS)
 
 # The full client matrix: every upload client (twine, uv publish, poetry, pdm, hatch publish) x every install client
-# (pip, uv pip install, uv lock + sync, poetry lock + install, pdm lock + install). ARGS='-e {"pypi_auth_actions":
-# ["update","download","list"]}' runs it against a local pypiserver that authenticates reads too.
+# (pip, uv pip install, uv lock + sync, poetry lock + install, pdm lock + install), in the whole suite against the
+# local pypiserver; then the clients test alone against one that authenticates reads too (-a update,download,list).
+CLIENTS_ALL := -e '{"pypi_clients_upload": ["all"], "pypi_clients_install": ["all"]}'
 verify-clients: $(VENV)/.clients
-	cd $(CURDIR) && $(PLAYBOOK) verify.yml -e pypi_clients_upload=all -e pypi_clients_install=all $(ARGS)
+	cd $(CURDIR) && $(PLAYBOOK) verify.yml $(CLIENTS_ALL) $(ARGS) && \
+	  $(PLAYBOOK) verify.yml --tags clients $(CLIENTS_ALL) -e '{"pypi_auth_actions": ["update", "download", "list"]}' $(ARGS)
 
 # The suite against a cluster: helm upgrade --install of charts/pypiserver, port-forward, tests, helm test.
 # With no KUBECONFIG given, it runs on the project's own local cluster (brought up first if it is not up).
@@ -161,6 +163,11 @@ constraints:
 	PIP_CONFIG_FILE=/dev/null /tmp/pypi_ops_constraints/bin/pip install -q -r requirements-dev.txt
 	{ echo "# Full resolved set for requirements-dev.txt (python 3.11). Regenerate with 'make constraints'."; \
 	  PIP_CONFIG_FILE=/dev/null /tmp/pypi_ops_constraints/bin/pip freeze --all; } > constraints.txt
+	@for t in $(CLIENT_TOOLS); do \
+	  v=$$(grep -i "^$$t==" requirements-$$t.txt); rm -rf /tmp/pypi_ops_$$t && $(PYTHON) -m venv /tmp/pypi_ops_$$t && \
+	  PIP_CONFIG_FILE=/dev/null /tmp/pypi_ops_$$t/bin/pip install -q "$$v" $$(sed -n 's/^# also: //p' requirements-$$t.txt) && \
+	  { grep "^#" requirements-$$t.txt; PIP_CONFIG_FILE=/dev/null /tmp/pypi_ops_$$t/bin/pip freeze; } > requirements-$$t.txt.new && \
+	  mv requirements-$$t.txt.new requirements-$$t.txt || exit 1; done
 
 clean:
 	@if [ -d .cluster ]; then python3 scripts/cluster/cluster.py --state $(CLUSTER_STATE) down; fi

@@ -8,8 +8,9 @@
   ``ToolNotFound`` with one sentence naming it and how to install it (the clients test turns it into a named skip);
 - ``scrubbed``: the argv behind ``env -u NAME`` for every inherited variable with a client's prefix (``POETRY_``,
   ``PDM_``, ``HATCH_``, ``UV_``, ``PIP_``, ``TWINE_``), so the controller's settings never reach the child;
-- ``isolated_env``: a throwaway HOME with empty XDG config, cache and data directories, an empty netrc, pip's config
-  off and keyring's null backend, so no user config, stored credential or cache is read or written.
+- ``isolated_env``: a throwaway HOME with empty XDG config, cache and data directories (and no system config
+  directory), an empty netrc, pip's config off and keyring's null backend, so no user config, stored credential or
+  cache is read or written.
 """
 
 from __future__ import annotations
@@ -82,12 +83,15 @@ def isolated_env(private_dir: str) -> dict[str, str]:
     )}  # fmt: skip
     for path in (home, *dirs.values()):
         os.makedirs(path, mode=0o700, exist_ok=True)
+    system = os.path.join(private_dir, "xdg-system")  # XDG_CONFIG_DIRS: no /etc/xdg site config (pdm reads one)
+    os.makedirs(system, mode=0o700, exist_ok=True)
     netrc = os.path.join(private_dir, "netrc")
     fd = os.open(netrc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.close(fd)
     return {
         "HOME": home,
         **dirs,
+        "XDG_CONFIG_DIRS": system,
         "NETRC": netrc,
         "PIP_CONFIG_FILE": os.devnull,
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",

@@ -332,6 +332,64 @@ def diagnose_index(index_url: str, name: str, opts: http.ClientOptions) -> str |
     return None
 
 
+_URL_IN_TEXT = re.compile(r"https?://[^\s'\"()<>`]+")
+
+
+def dropped_credentials(
+    client: str, text: str, index_url: str, opts: http.ClientOptions, name: str | None = None
+) -> str | None:
+    """The diagnosis of a client that read the project page with the credentials but sent none on the file download:
+    its output names an HTTP 401 for a file URL (not a project page) that answers with the credentials; else None.
+
+    The words measured: pip "HTTP error 401 while getting <url>", uv "HTTP status client error (401 Unauthorized) for
+    url (<url>)", poetry "401 Client Error: Unauthorized for url: <url>", pdm "Client error '401 Unauthorized' for url
+    '<url>'". The file URL is asked again here with the credentials (and, when that is refused too, the project page
+    of ``name`` with and without them), so a refused password is not taken for this.
+    """
+    if not opts.has_credentials or not http.HAS_REQUESTS:
+        return None
+    pages = index_url.rstrip("/") + "/"
+    files = []
+    for line in (text or "").splitlines():
+        if not re.search(r"\b401\b", line):
+            continue
+        for url in _URL_IN_TEXT.findall(line):
+            bare = urlsplit(url.rstrip(".,;:'"))._replace(fragment="").geturl()
+            dist = unquote(urlsplit(bare).path).lower().endswith((".whl", ".tar.gz", ".zip"))
+            if dist and not bare.startswith(pages) and bare not in files:
+                files.append(bare)
+    if not files:
+        return None
+    url = files[-1]
+    session, anonymous = http.make_session(opts), http.make_session(opts._replace(username=None, password=None))
+    try:
+        with session.get(url, stream=True, timeout=opts.timeout, allow_redirects=True) as resp:
+            status = resp.status_code
+        if status == 200:
+            why = "the same URL answers 200 with them"
+        else:  # the page needs the credentials and takes them: the file's 401 means they did not arrive
+            page = pages + (si.normalize(name) + "/" if name else "")
+            with session.get(page, stream=True, timeout=opts.timeout) as resp:
+                with_creds = resp.status_code
+            with anonymous.get(page, stream=True, timeout=opts.timeout) as resp:
+                without = resp.status_code
+            if not (with_creds == 200 and without == 401):
+                return None
+            why = "the index takes the same credentials for the project page, which it refuses without them"
+    except http.requests.exceptions.RequestException:
+        return None
+    finally:
+        session.close()
+        anonymous.close()
+    filename = unquote(urlsplit(url).path).rsplit("/", 1)[-1]
+    return (
+        f"{client} read the project page with the credentials but its download of {filename} got HTTP 401: it did not send "
+        f"the credentials on the file download ({why}); a proxy in front of the index "
+        f"may strip the Authorization header on file paths, or this {client} version drops it there: fix the proxy, "
+        "or serve files without authentication, or use another client."
+    )
+
+
 # ---------------------------------------------------------------- the installed bytes, the import
 
 

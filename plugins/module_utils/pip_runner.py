@@ -186,6 +186,10 @@ def explain_pip_failure(text: str, spec: InstallSpec, index_url: str, opts: http
             f"The server under test served {req} with bytes whose sha256 differs from the hash in its own index "
             f"page (#sha256= fragment): the stored file is corrupt or was replaced behind the index's back."
         )
+    if re.search(r"\b401\b", text):
+        dropped = install.dropped_credentials("pip", text, index_url, opts, spec.name)
+        if dropped:
+            return dropped
     if re.search(r"\b401\b", text) and ("unauthorized" in low or "credentials" in low):
         return f"The index {safe} wants valid credentials (HTTP 401) for {req}; set username and password."
     if re.search(r"\b403\b", text) and "forbidden" in low:

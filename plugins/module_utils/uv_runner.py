@@ -334,6 +334,9 @@ def explain_uv_failure(text: str, spec: UvInstallSpec, index_url: str, opts: htt
             "(#sha256= fragment): the stored file is corrupt or was replaced behind the index's back."
         )
     if "401 unauthorized" in low or "lack of valid authentication credentials" in low:
+        dropped = install.dropped_credentials("uv", text, index_url, opts, spec.name)
+        if dropped:
+            return dropped
         if not opts.has_credentials:
             return f"The index {safe} wants credentials (HTTP 401) for {req} and none were given; set username and password."
         return f"The index {safe} refused the credentials for user {opts.username!r} (HTTP 401) for {req}; check the password."

@@ -30,6 +30,12 @@ description:
     are. With O(client=uv), every URL uv requested (from its C(-v) log) must be on the index's origin or be an
     advertised file.
   - Also fails when the imported module is not inside the throwaway venv, or when O(expected_version) does not match.
+  - With O(client=uv-lock), O(client=poetry) or O(client=pdm) the install goes through a lock file, in a throwaway
+    project whose only index is O(index_url) - C(uv lock) + C(uv sync), C(poetry lock) + C(poetry install --no-root),
+    C(pdm lock -S static_urls) + C(pdm install) - into a venv made from O(python). The lock file is checked too - its
+    entry for O(name) must name the index under test, the installed file must be one it records, and the sha256 it
+    records must be O(expected_sha256) - and is returned as RV(lock). A locked version other than
+    O(expected_version) fails, naming both.
   - With O(client=uv) and no uv binary, the task fails with RV(client_missing=true) and a message naming uv and how
     to install it, so a play can tell "uv is absent" from "the install failed".
   - The throwaway venv and the netrc are removed afterwards, also on failure (unless O(keep_venv)).
@@ -88,8 +94,22 @@ options:
     description:
       - V(pip) installs with the controller's pip (C(python -m pip --python <venv>)).
       - V(uv) installs with C(uv pip install --no-build --no-cache) into a C(uv venv) (see O(uv)).
+      - V(uv-lock) (version 0.7.0) runs C(uv lock) then C(uv sync --locked); the index is the one C([[index]])
+        (C(default = true)) of a throwaway C(uv.toml) named by C(UV_CONFIG_FILE), which also keeps every other uv
+        config file out (C(UV_NO_CONFIG) would drop the project's own settings, and without either uv merges
+        C(/etc/uv/uv.toml)); credentials as C(UV_INDEX_PYPIOPS_USERNAME)/C(_PASSWORD).
+      - V(poetry) (version 0.7.0) runs C(poetry lock) then C(poetry install --no-root) with C(package-mode = false) and
+        one C([[tool.poetry.source]]) of C(priority = "primary"), which turns poetry's implicit PyPI off (poetry's
+        C(Factory.create_pool)); credentials as C(POETRY_HTTP_BASIC_PYPIOPS_USERNAME)/C(_PASSWORD), config, cache and
+        data dirs in a throwaway home, keyring off.
+      - V(pdm) (version 0.7.0) runs C(pdm lock -S static_urls) then C(pdm install --frozen-lockfile) with
+        C(distribution = false) and one C([[tool.pdm.source]]) named C(pypi), which replaces pdm's default;
+        C(PDM_IGNORE_STORED_INDEX=1), a throwaway C(PDM_CONFIG_FILE), credentials as
+        C(PDM_PYPI_USERNAME)/C(PDM_PYPI_PASSWORD).
+      - Credentials never reach any client's argv; every inherited C(UV_*), C(POETRY_*), C(PDM_*), C(PIP_*) variable is
+        removed from its environment.
     type: str
-    choices: [pip, uv]
+    choices: [pip, uv, uv-lock, poetry, pdm]
     default: pip
     version_added: "0.3.0"
   uv:
@@ -100,6 +120,13 @@ options:
       - Ignored with O(client=pip).
     type: path
     version_added: "0.3.0"
+  executable:
+    description:
+      - The program for O(client=poetry) or O(client=pdm). Defaults to C(poetry) or C(pdm) next to O(python) (or next
+        to the interpreter running the module), else the first one on C(PATH).
+      - O(client=uv-lock) uses O(uv) instead; ignored with the other clients.
+    type: path
+    version_added: "0.7.0"
   python:
     description:
       - Interpreter whose pip runs and from which the venv is made. Defaults to the one running the module.
@@ -198,7 +225,7 @@ client:
 client_missing:
   description:
     - V(true) when the task failed because the client's program is not installed (O(client=uv) and no uv binary
-      found). Nothing was installed; C(msg) names what is missing and how to install it.
+      found; O(client=poetry) or O(client=pdm) and no such program). Nothing was installed; C(msg) names what is missing and how to install it.
     - V(false) otherwise, also when the install failed.
   returned: always (unless the arguments are invalid)
   type: bool
@@ -213,6 +240,12 @@ resolved_url:
   returned: success
   type: str
   sample: http://127.0.0.1:8080/packages/pypi_ops_probe-1.0.0-py3-none-any.whl
+seconds:
+  description: Wall time of the install, from the client's start to the import check (the clients test's matrix).
+  returned: success
+  type: float
+  sample: 1.19
+  version_added: "0.7.0"
 origin:
   description:
     - Scheme, host and port RV(resolved_url) came from. That is the one of O(index_url), or the file host the index links
@@ -299,6 +332,21 @@ cutoff:
   returned: failure with O(uploaded_prior_to)
   type: str
   sample: no_upload_time
+lock:
+  description:
+    - With a lock-based client, what its lock file records for the installed file - C(file) the lock file's name,
+      C(url) the file URL (for poetry, which records only the source URL and the file name, the URL the index
+      advertises for that name), C(source) the index recorded (uv, poetry), C(sha256) the hash recorded.
+  returned: success with O(client=uv-lock), O(client=poetry) or O(client=pdm)
+  type: dict
+  version_added: "0.7.0"
+  sample: {"file": "poetry.lock", "url": "http://127.0.0.1:8080/packages/pypi_ops_probe-1.0.0-py3-none-any.whl",
+           "source": "http://127.0.0.1:8080/simple", "sha256": "5409dbd916faad66289987ca03ac1f100cfa85f1cfb6dc15a142bfe58b382eea"}
+locked_version:
+  description: The version the lock file pinned for O(name).
+  returned: when the lock step of a lock-based client succeeded
+  type: str
+  version_added: "0.7.0"
 pip_output:
   description: Last lines of pip's output.
   returned: failure with O(client=pip)
@@ -309,13 +357,38 @@ uv_output:
   returned: failure with O(client=uv)
   type: list
   elements: str
+uv_lock_output:
+  description: Last lines of the output of C(uv lock) or C(uv sync), without uv's C(-v) debug lines.
+  returned: failure with O(client=uv-lock)
+  type: list
+  elements: str
+  version_added: "0.7.0"
+poetry_output:
+  description: Last lines of the output of C(poetry lock) or C(poetry install), without its debug log and traceback.
+  returned: failure with O(client=poetry)
+  type: list
+  elements: str
+  version_added: "0.7.0"
+pdm_output:
+  description: Last lines of the output of C(pdm lock) or C(pdm install), without its debug log and traceback.
+  returned: failure with O(client=pdm)
+  type: list
+  elements: str
+  version_added: "0.7.0"
 """
 
+import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, probe, uv_runner
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import (
+    client_tools,
+    http,
+    lock_install,
+    probe,
+    uv_runner,
+)
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pip_runner as pr
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
@@ -337,13 +410,19 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     _url, _user, url_password = pr.split_credentials(p["index_url"])
     if url_password:
         module.no_log_values.add(url_password)  # keep it out of the logged invocation too
-    uv = None
-    if p["client"] == "uv":  # a missing client is its own signal (client_missing), not a failed install
+    uv = tool = None
+    if p["client"] in ("uv", "uv-lock"):  # a missing client is its own signal (client_missing), not a failed install
         try:
             uv = uv_runner.find_uv(p["uv"], p["python"])
         except uv_runner.UvNotFound as exc:
             module.fail_json(msg=exc.msg, **dict(base, client_missing=True))
         base["uv"] = uv
+    elif p["client"] in ("poetry", "pdm"):
+        try:
+            tool = client_tools.find_tool(p["client"], p["executable"], p["python"])
+        except client_tools.ToolNotFound as exc:
+            module.fail_json(msg=exc.msg, **dict(base, client_missing=True))
+        base[p["client"]] = tool
     opts = http.ClientOptions.from_params(p)
     spec = pr.InstallSpec(
         index_url=p["index_url"],
@@ -371,17 +450,21 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     http.warn_insecure(module, opts)
     if opts.deadline.passed():
         raise pr.InstallError(opts.deadline.error(f"before installing {spec.requirement}").msg)
-    if uv:
+    started = time.monotonic()
+    if p["client"] in lock_install.CLIENTS:
+        result = lock_install.install_and_import(module, p["client"], uv or tool, spec, opts)
+    elif uv:
         result = uv_runner.install_and_import(module, spec._replace(uv=uv), opts)
     else:
         result = pr.install_and_import(module, spec, opts)
-    return {**base, **result, "origin": pr.origin_text(result["resolved_url"])}
+    seconds = round(time.monotonic() - started, 3)
+    return {**base, **result, "origin": pr.origin_text(result["resolved_url"]), "seconds": seconds}
 
 
 def _install_error(exc: pr.InstallError, module: AnsibleModule) -> dict[str, t.Any]:
     """pip's (or uv's) failure: its sentence, the last lines of its output and what it found out."""
     details = {k: v for k, v in exc.details.items() if k not in ("msg", "failed", "changed", "client")}
-    output = {f"{module.params['client']}_output": exc.output_tail}  # pip_output or uv_output
+    output = {f"{module.params['client'].replace('-', '_')}_output": exc.output_tail}  # pip_output, uv_lock_output, ...
     return {"msg": exc.msg, **output, **dict(_base(module), **details)}
 
 
@@ -397,8 +480,9 @@ def main() -> None:
         expected_sha256=dict(type="str"),
         keep_venv=dict(type="bool", default=False),
         work_dir=dict(type="path"),
-        client=dict(type="str", default="pip", choices=["pip", "uv"]),
+        client=dict(type="str", default="pip", choices=["pip", "uv", *lock_install.CLIENTS]),
         uv=dict(type="path"),
+        executable=dict(type="path"),
         python=dict(type="path"),
         retries=dict(type="int", default=1),
         timeout=dict(type="float", default=300.0),
