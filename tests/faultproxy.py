@@ -15,7 +15,11 @@ proxy then misbehaves the way broken deployments do, so the tests can prove the 
   ``nbytes`` bytes (at most half the file), then nothing more, holding the connection open (a wedged proxy, a dying disk);
 - ``stall_upload``: read only the first N bytes of an upload's body, then stop reading, holding the connection;
 - ``hang_after``: from request N+1 on, read the request and never answer, holding the connection (a server
-  that stopped answering but still accepts connections).
+  that stopped answering but still accepts connections);
+- ``strip_auth``: drop the Authorization header of requests whose path matches a regex (a client, or a proxy in
+  between, that does not send the credentials on file downloads); the paths it stripped are in ``stripped``;
+- ``swallow_uploads``: read every upload (POST) and answer 200 without forwarding it (a proxy or cache that
+  acknowledges uploads the index never stores); ``swallowed`` counts them.
 
 Held connections are released when the proxy stops.
 """
@@ -49,7 +53,13 @@ class FaultProxy:
         stall_body: tuple[str, int] | None = None,
         stall_upload: int | None = None,
         hang_after: int | None = None,
+        strip_auth: str | None = None,
+        swallow_uploads: bool = False,
     ):
+        self.swallow_uploads = swallow_uploads
+        self.swallowed = 0
+        self.strip_auth = re.compile(strip_auth) if strip_auth else None
+        self.stripped: list[str] = []
         self.stall_body = (re.compile(stall_body[0]), stall_body[1]) if stall_body else None
         self.stall_upload = stall_upload
         self.hang_after = hang_after
@@ -150,8 +160,24 @@ class FaultProxy:
             req.end_headers()
             req.wfile.write(body)
             return
+        if self.swallow_uploads and req.command == "POST":
+            relay_body(req, None, length)
+            with self.lock:
+                self.swallowed += 1
+            req.send_response(200)
+            req.send_header("Content-Type", "text/plain")
+            req.send_header("Content-Length", "0")
+            req.end_headers()
+            return
         conn = http.client.HTTPConnection(*self.upstream, timeout=60)
         headers = {k: v for k, v in req.headers.items() if k.lower() not in HOP}
+        if self.strip_auth is not None and self.strip_auth.search(req.path.split("?")[0]):
+            auth = [k for k in headers if k.lower() == "authorization"]
+            for key in auth:
+                del headers[key]
+            if auth:
+                with self.lock:
+                    self.stripped.append(req.path)
         upstream_path = req.path
         if self.swap is not None and req.path.startswith("/packages/") and self.swap[0].search(req.path):
             upstream_path = self.swap[0].sub(self.swap[1], req.path)

@@ -186,9 +186,7 @@ def client_matrix(results: list[dict[str, t.Any]]) -> list[dict[str, str]]:
     if not isinstance(rows, list):
         return []
     keys = ("upload", "install", "status", "reason")
-    return [
-        dict({k: str(row.get(k, "")) for k in keys}, time=_pair_time(row)) for row in rows if isinstance(row, dict)
-    ]
+    return [dict({k: str(row.get(k, "")) for k in keys}, time=_pair_time(row)) for row in rows if isinstance(row, dict)]
 
 
 def conformance_findings(results: list[dict[str, t.Any]]) -> list[dict[str, str]]:

@@ -37,6 +37,7 @@ OUTCOMES = (
     "unreachable",
     "invalid_dist",
     "stalled",
+    "unlisted",
     "error",
 )
 
@@ -58,6 +59,8 @@ HINTS = {
     "unreachable": "nothing answered at the repository URL: check the URL, the port and that the server runs",
     "invalid_dist": "the file is not a Python distribution (wheel or sdist)",
     "stalled": "the transfer stalled or ran out of time",
+    "unlisted": "the upload client reported success for a file the index does not serve: a proxy that answers "
+    "uploads itself, a server that drops files, or another index behind the URL; check repository_url and index_url",
     "error": "the upload client failed: read its output below",
 }
 
@@ -416,9 +419,16 @@ def preflight(session: t.Any, url: str, opts: httputil.ClientOptions) -> str | N
     return None
 
 
-def explain(filename: str, got: Outcome, expected: t.Iterable[str]) -> str:
-    """The one failure sentence for an unexpected outcome."""
+def explain(filename: str, got: Outcome, expected: t.Iterable[str], client: str | None = None) -> str:
+    """The one failure sentence for an unexpected outcome (``client``: the upload client, named for ``unlisted``)."""
     want = " or ".join(expected)
+    if got.outcome == "unlisted":
+        said = " ".join((got.detail or "").split())
+        return (
+            f"Upload of {filename}: expected {want}, got unlisted: {client or 'the upload client'} said it uploaded "
+            f"{filename}, but the index does not list it (or lists other bytes); {HINTS['unlisted']}."
+            + (f" Index said: {said}" if said else "")
+        )
     if got.outcome == "stalled":  # the bound's sentence names the transfer, the bytes, the limit and the next step
         return f"Upload of {filename}: expected {want}, got no answer: {' '.join(got.detail.split())}"
     if got.outcome == "unreachable" and got.detail:  # the transport sentence already names cause and next step

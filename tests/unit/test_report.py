@@ -344,10 +344,22 @@ def test_module_names_an_unwritable_dest(tmp_path, run_module):
 
 def _with_matrix() -> list[dict[str, t.Any]]:
     matrix = [
-        {"upload": "twine", "install": "pip", "status": "passed", "reason": "pip installed 1.0.0",
-         "upload_seconds": 0.84, "install_seconds": 2.06},
-        {"upload": "uv", "install": "pip", "status": "failed", "reason": "install with pip failed: <got 9.9> | x",
-         "upload_seconds": 0.3, "install_seconds": None},
+        {
+            "upload": "twine",
+            "install": "pip",
+            "status": "passed",
+            "reason": "pip installed 1.0.0",
+            "upload_seconds": 0.84,
+            "install_seconds": 2.06,
+        },
+        {
+            "upload": "uv",
+            "install": "pip",
+            "status": "failed",
+            "reason": "install with pip failed: <got 9.9> | x",
+            "upload_seconds": 0.3,
+            "install_seconds": None,
+        },
     ]
     findings = [{"check": "hash_fragments", "pep": "503", "status": "warn", "detail": "no hash on 1 link"}]
     return report.normalize(
@@ -363,7 +375,10 @@ def _with_matrix() -> list[dict[str, t.Any]]:
 def test_summary_and_html_show_the_client_matrix_and_conformance(tmp_path):
     results = _with_matrix()
     md = report.summary_md(results, "suite", {})
-    assert "## Client matrix" in md and "| twine | pip | PASSED | upload 0.8 s + install 2.1 s | pip installed 1.0.0 |" in md
+    assert (
+        "## Client matrix" in md
+        and "| twine | pip | PASSED | upload 0.8 s + install 2.1 s | pip installed 1.0.0 |" in md
+    )
     # the pipe cannot break the table; an install that did not run has no time
     assert "| uv | pip | FAILED | upload 0.3 s | install with pip failed: <got 9.9> \\| x |" in md
     assert "## Index conformance" in md and "| hash_fragments | 503 | WARN | no hash on 1 link |" in md

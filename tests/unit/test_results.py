@@ -214,14 +214,17 @@ def test_pairs_after_the_circuit_breaker_say_why_they_did_not_run():
     }
     first["msg"] = "something else"
     assert {r["reason"] for r in _matrix(case)[1:]} == {"install with uv did not run", "install with pip did not run"}
-    untimed = [{k: v for k, v in r.items() if k != "install_seconds"} for r in results.client_matrix(
-        case["upload_results"], [], ["pip"])]  # fmt: skip
+    untimed = [
+        {k: v for k, v in r.items() if k != "install_seconds"}
+        for r in results.client_matrix(case["upload_results"], [], ["pip"])
+    ]
+    upload_seconds = [round(up["results"][0]["seconds"], 1) for up in case["upload_results"]]
     assert untimed == [
-        dict(status="failed", reason="install with pip did not run", upload=u, install="pip", package=p,
-             upload_seconds=s)
-        for u, p, s in zip(("twine", "uv"), (got[0]["package"], got[2]["package"]), (
-            round(up["results"][0]["seconds"], 1) for up in case["upload_results"]))
-    ]  # fmt: skip
+        dict(
+            status="failed", reason="install with pip did not run", upload=u, install="pip", package=p, upload_seconds=s
+        )
+        for u, p, s in zip(("twine", "uv"), (got[0]["package"], got[2]["package"]), upload_seconds, strict=True)
+    ]
 
 
 def test_each_pair_carries_the_seconds_of_its_upload_and_of_its_install():
@@ -231,7 +234,12 @@ def test_each_pair_carries_the_seconds_of_its_upload_and_of_its_install():
     for i, done in enumerate(case["install_results"]):
         done["seconds"] = 1.04 + i
     got = _matrix(case, times=True)
-    assert [(r["upload_seconds"], r["install_seconds"]) for r in got] == [(0.2, 1.0), (0.2, 2.0), (1.2, 3.0), (1.2, 4.0)]
+    assert [(r["upload_seconds"], r["install_seconds"]) for r in got] == [
+        (0.2, 1.0),
+        (0.2, 2.0),
+        (1.2, 3.0),
+        (1.2, 4.0),
+    ]
     case["install_results"] = case["install_results"][:1]  # the loop stopped: the others have no install time
     assert [r["install_seconds"] for r in _matrix(case, times=True)] == [1.0, None, None, None]
 
