@@ -350,10 +350,9 @@ def dropped_credentials(
         return None
     pages = index_url.rstrip("/") + "/"
     files = []
-    for line in (text or "").splitlines():
-        if not re.search(r"\b401\b", line):
-            continue
-        for url in _URL_IN_TEXT.findall(line):
+    for mark in re.finditer(r"\b401\b", text or ""):
+        # the URL follows the status on its line, or on the next when the client wraps its message (uv does)
+        for url in _URL_IN_TEXT.findall((text or "")[mark.start() : mark.start() + 400]):
             bare = urlsplit(url.rstrip(".,;:'"))._replace(fragment="").geturl()
             dist = unquote(urlsplit(bare).path).lower().endswith((".whl", ".tar.gz", ".zip"))
             if dist and not bare.startswith(pages) and bare not in files:
@@ -437,6 +436,28 @@ def import_check(
     except ValueError:
         raise InstallError(f"'import {import_name}' printed no JSON: {lines[-1]!r}.") from None
     return imported
+
+
+def version_mismatch(client: str, name: str, resolved: str, expected: str, safe_index: str) -> str:
+    """The sentence for an install (or a lock) that resolved another release than the one uploaded."""
+    return (
+        f"{client} resolved {name} {resolved}, expected {expected}: the index {safe_index} offers another release than "
+        "the one uploaded (a newer one is the latest), so the client picked it; remove the other release or pin the "
+        "version."
+    )
+
+
+def check_resolved(client: str, spec: InstallSpec, resolved: str, safe_index: str, **details: t.Any) -> None:
+    """Before the origin and sha256 checks: an unpinned install that resolved another version than ``expected_version``
+    fails naming both (its bytes are another file's, so the sha256 would only say "other bytes"). A pinned one is left
+    to the import check, which compares ``__version__``."""
+    if spec.version or spec.expected_version is None or si.same_version(str(resolved), spec.expected_version):
+        return
+    raise InstallError(
+        version_mismatch(client, spec.name, resolved, spec.expected_version, safe_index),
+        installed_version=resolved,
+        **details,
+    )
 
 
 def check_import(

@@ -335,14 +335,6 @@ def quiet(client: str, text: str) -> str:
 # ---------------------------------------------------------------- the wording
 
 
-def version_mismatch(client: str, name: str, locked: str, expected: str, safe_index: str) -> str:
-    return (
-        f"{client} resolved {name} {locked}, expected {expected}: the index {safe_index} offers another release than "
-        "the one uploaded (a newer one is the latest), so the lock picked it; remove the other release or pin the "
-        "version."
-    )
-
-
 def explain_failure(client: str, step: str, text: str, spec: install.InstallSpec, index_url: str,
                     opts: http.ClientOptions) -> str:  # fmt: skip
     """One sentence for a failed lock or install step."""
@@ -473,7 +465,7 @@ def install_and_import(
         result["locked_version"] = entry["version"]
         if spec.expected_version is not None and not si.same_version(entry["version"], spec.expected_version):
             raise install.InstallError(
-                version_mismatch(client, name, entry["version"], spec.expected_version, safe_index), **result
+                install.version_mismatch(client, name, entry["version"], spec.expected_version, safe_index), **result
             )
 
         argv = install_argv(client, tool, python, index_url, opts)

@@ -295,6 +295,7 @@ def install_and_import(module: t.Any | None, spec: InstallSpec, opts: http.Clien
             sha = install.fetch_sha256(main["url"], opts)
             sha_source = "download"
             main["sha256"] = sha
+        install.check_resolved("pip", spec, main["version"], safe_index, resolved_url=http.redact_url(main["url"]))
         expected = {si.normalize(spec.name): spec.expected_sha256} if spec.expected_sha256 else None
         try:
             verdicts = provenance.judge(index_url, "pip", pages, report["items"], expected)

@@ -445,7 +445,7 @@ def confirm_listed(session: t.Any, index_url: str, path: str, opts: http.ClientO
         where = "its index page"
         if not served:
             try:
-                served, _ = si.download_and_hash(session, record["url"], opts)
+                served, _size = si.download_and_hash(session, record["url"], opts)
             except si.IndexReadError as exc:
                 return upload.Outcome("error", None, f"the upload could not be confirmed: {exc}")
             where = "the file it serves"

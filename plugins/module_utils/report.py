@@ -175,7 +175,7 @@ def _pair_time(row: dict[str, t.Any]) -> str:
     for key, what in (("upload_seconds", "upload"), ("install_seconds", "install")):
         value = row.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            parts.append(f"{what} {value:.1f} s")
+            parts.append(f"{what} {value:.2f} s")
     return " + ".join(parts)
 
 

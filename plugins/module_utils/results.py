@@ -136,7 +136,7 @@ def client_set(clients: t.Any, kind: str) -> list[str]:
 
 def _seconds(value: t.Any) -> float | None:
     try:
-        return round(float(value), 1)
+        return round(float(value), 2)
     except (TypeError, ValueError):
         return None
 

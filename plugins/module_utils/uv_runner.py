@@ -443,6 +443,7 @@ def install_and_import(module: t.Any | None, spec: UvInstallSpec, opts: http.Cli
                 result["sha256_source"] = "download"
         main = next(item for item in installs if item["name"] == si.normalize(spec.name))
         result.update(sha256=main["sha256"], sha256_source=result.get("sha256_source", "index-hash-checked-by-uv"))
+        install.check_resolved("uv", spec, version, safe_index, resolved_url=http.redact_url(main["url"]))
         # provenance: every page from the index under test, every file one it advertised, with the uploaded bytes
         expected = {main["name"]: spec.expected_sha256} if spec.expected_sha256 else None
         try:

@@ -452,7 +452,10 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         raise pr.InstallError(opts.deadline.error(f"before installing {spec.requirement}").msg)
     started = time.monotonic()
     if p["client"] in lock_install.CLIENTS:
-        result = lock_install.install_and_import(module, p["client"], uv or tool, spec, opts)
+        program = uv or tool
+        if program is None:  # pragma: no cover - found above, or the module failed with client_missing
+            raise pr.InstallError(f"no program for {p['client']} was found.")
+        result = lock_install.install_and_import(module, p["client"], program, spec, opts)
     elif uv:
         result = uv_runner.install_and_import(module, spec._replace(uv=uv), opts)
     else:

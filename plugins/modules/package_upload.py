@@ -256,6 +256,7 @@ executable:
   version_added: "0.7.0"
 """
 
+import functools
 import os
 import typing as t
 
@@ -403,7 +404,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         label = f"file {index}/{len(files)} {os.path.basename(path)}"
         got, secs = _upload_one(module, session, path, opts, unreachable, prog, label, uv, program)
         if p["confirm_listed"] and got.outcome == "uploaded":
-            seen, more = upload.timed(lambda f=path: publishers.confirm_listed(session, index_url, f, opts))
+            seen, more = upload.timed(functools.partial(publishers.confirm_listed, session, index_url, path, opts))
             secs += more
             if seen.outcome != "uploaded":
                 got = seen

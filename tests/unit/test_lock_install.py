@@ -144,7 +144,7 @@ def test_the_logs_name_the_requests():
 
 
 def test_a_version_mismatch_names_both_versions():
-    msg = li.version_mismatch("poetry", "pypiops-lockprobe", "1.0.1", "1.0.0", INDEX)
+    msg = install.version_mismatch("poetry", "pypiops-lockprobe", "1.0.1", "1.0.0", INDEX)
     assert msg.startswith("poetry resolved pypiops-lockprobe 1.0.1, expected 1.0.0")
 
 

@@ -7,8 +7,10 @@ The tools themselves run in tests/integration/test_publishers.py.
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -128,135 +130,10 @@ def test_a_file_whose_name_is_no_dist_name_is_invalid_without_running_anything(t
 
 # ---------------------------------------------------------------- parsers on measured texts
 
+# (key, rc, text, outcome, status, said), captured from the real runs described above
 MEASURED = [
-    (
-        "poetry-dup",
-        1,
-        '\nPublishing pypi-ops-cap-poetry (1.0.0) to pypiops\n\n - Uploading pypi_ops_cap_poetry-1.0.0-py3-none-any.whl 0%\n - Uploading pypi_ops_cap_poetry-1.0.0-py3-none-any.whl 100%\nHTTP Error 409: Conflict | b\'\\n    <!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\\n    <html>\\n        <head>\\n            <title>Error: 409 Conflict\\n            <style type="text/css">\\n              html {background-color: #eee; font-family: sans;}\\n              body {background-color: #fff; border: 1px solid #ddd;\\n                    padding: 15px; margin: 15px;}\\n              pre {background-color: #eee; border: 1px solid #ddd; padding: 5px;}\\n            \\n        \\n        <body>\\n            <h1>Error: 409 Conflict\\n            <p>Sorry, the requested URL <tt>&#039;http://127.0.0.1:48199/&#039;\\n               caused an error:\\n            <pre>Package &#039;pypi_ops_cap_poetry-1.0.0-py3-none-any.whl&#039; already exists!\\n  You may start server with `--overwrite` option.\\n        \\n    \\n\'\n',
-        "exists",
-        409,
-        "already exists!",
-    ),
-    (
-        "poetry-wrong",
-        1,
-        '\nPublishing pypi-ops-cap-poetry (1.0.0) to pypiops\n\n - Uploading pypi_ops_cap_poetry-1.0.0-py3-none-any.whl 0%\n - Uploading pypi_ops_cap_poetry-1.0.0-py3-none-any.whl 100%\nHTTP Error 403: Forbidden | b\'\\n    <!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\\n    <html>\\n        <head>\\n            <title>Error: 403 Forbidden\\n            <style type="text/css">\\n              html {background-color: #eee; font-family: sans;}\\n              body {background-color: #fff; border: 1px solid #ddd;\\n                    padding: 15px; margin: 15px;}\\n              pre {background-color: #eee; border: 1px solid #ddd; padding: 5px;}\\n            \\n        \\n        <body>\\n            <h1>Error: 403 Forbidden\\n            <p>Sorry, the requested URL <tt>&#039;http://127.0.0.1:48199/&#039;\\n               caused an error:\\n            <pre>None\\n        \\n    \\n\'\n',
-        "forbidden",
-        403,
-        "HTTP Error 403: Forbidden",
-    ),
-    (
-        "poetry-none-auth",
-        1,
-        '\nPublishing pypi-ops-cap-poetry (1.0.0) to pypiops\n\n - Uploading pypi_ops_cap_poetry-1.0.0-py3-none-any.whl 0%\n - Uploading pypi_ops_cap_poetry-1.0.0-py3-none-any.whl 100%\nHTTP Error 401: Unauthorized | b\'\\n    <!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\\n    <html>\\n        <head>\\n            <title>Error: 401 Unauthorized\\n            <style type="text/css">\\n              html {background-color: #eee; font-family: sans;}\\n              body {background-color: #fff; border: 1px solid #ddd;\\n                    padding: 15px; margin: 15px;}\\n              pre {background-color: #eee; border: 1px solid #ddd; padding: 5px;}\\n            \\n        \\n        <body>\\n            <h1>Error: 401 Unauthorized\\n            <p>Sorry, the requested URL <tt>&#039;http://127.0.0.1:48199/&#039;\\n               caused an error:\\n            <pre>None\\n        \\n    \\n\'\n',
-        "unauthorized",
-        401,
-        "HTTP Error 401",
-    ),
-    (
-        "poetry-413",
-        1,
-        "\nPublishing pypi-ops-cap-poetry (1.0.0) to pypiops\n\n - Uploading pypi_ops_cap_poetry-1.0.0-py3-none-any.whl 0%\n - Uploading pypi_ops_cap_poetry-1.0.0-py3-none-any.whl 100%\nHTTP Error 413: Request Entity Too Large | b'<html><body><h1>413 Request Entity Too Large'\n",
-        "too_large",
-        413,
-        "413 Request Entity Too Large",
-    ),
-    (
-        "poetry-unreach",
-        1,
-        "\nPublishing pypi-ops-cap-poetry (1.0.0) to pypiops\n\n - Uploading pypi_ops_cap_poetry-1.0.0-py3-none-any.whl 0%\nError connecting to repository\n",
-        "unreachable",
-        None,
-        "Error connecting to repository",
-    ),
-    (
-        "poetry-ok",
-        0,
-        "\nPublishing pypi-ops-cap-poetry (1.0.0) to pypiops\n\n - Uploading pypi_ops_cap_poetry-1.0.0-py3-none-any.whl 0%\n - Uploading pypi_ops_cap_poetry-1.0.0-py3-none-any.whl 100%",
-        "uploaded",
-        200,
-        "",
-    ),
-    (
-        "pdm-dup",
-        1,
-        "Uploading pypi_ops_cap_pdm-1.0.0-py3-none-any.whl\n 100% ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━ 4.1/4.1 kB • 00:00 • 3.9 MB/s\nSee /tmp/cap-1_v6eaz2/.auth/home/.local/state/pdm/log/pdm-publish-cllpo1w3.log for detailed debug log.\n[PublishError]: Client error '409 Conflict' for url 'http://127.0.0.1:48199/'\nFor more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/409\n",
-        "exists",
-        409,
-        "409 Conflict",
-    ),
-    (
-        "pdm-wrong",
-        1,
-        "Uploading pypi_ops_cap_pdm-1.0.0-py3-none-any.whl\n 100% ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━ 4.1/4.1 kB • 00:00 • 4.0 MB/s\nSee /tmp/cap-spplzrbk/.auth/home/.local/state/pdm/log/pdm-publish-vxxsqlum.log for detailed debug log.\n[PublishError]: Client error '403 Forbidden' for url 'http://127.0.0.1:48199/'\nFor more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/403\n",
-        "forbidden",
-        403,
-        "403 Forbidden",
-    ),
-    (
-        "pdm-413",
-        1,
-        "Uploading pypi_ops_cap_pdm-1.0.0-py3-none-any.whl\n  32% ━━━━━━━━━━━━╸                            1.3/4.1 kB • 00:01 • 1.9 MB/s\nSee /tmp/cap-uqph6b3z/.auth/home/.local/state/pdm/log/pdm-publish-a_p0rulc.log for detailed debug log.\n[PublishError]: Client error '413 Request Entity Too Large' for url 'http://127.0.0.1:35451/'\nFor more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/413\n",
-        "too_large",
-        413,
-        "413",
-    ),
-    (
-        "pdm-unreach",
-        1,
-        "Uploading pypi_ops_cap_pdm-1.0.0-py3-none-any.whl\n   0%                                          0.0/4.1 kB • --:-- • ?\nSee /tmp/cap-dfegly0s/.auth/home/.local/state/pdm/log/pdm-publish-oal8ohpz.log for detailed debug log.\n[ConnectError]: [Errno 111] Connection refused\nWARNING: Add '-v' to see the detailed traceback\n",
-        "unreachable",
-        None,
-        "Connection refused",
-    ),
-    (
-        "pdm-ok",
-        0,
-        "Uploading pypi_ops_cap_pdm-1.0.0-py3-none-any.whl\n 100% ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━ 4.1/4.1 kB • 00:00 • 4.1 MB/s\n",
-        "uploaded",
-        200,
-        "",
-    ),
-    (
-        "hatch-dup",
-        1,
-        "/tmp/upl/cap/hatch/pypi_ops_cap_hatch-1.0.0-py3-none-any.whl ... failed\nError uploading to repository: http://127.0.0.1:48199/ - Client error '409 Conflict' for url 'http://127.0.0.1:48199/'\nFor more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/409\n",
-        "exists",
-        409,
-        "409 Conflict",
-    ),
-    (
-        "hatch-wrong",
-        1,
-        "/tmp/upl/cap/hatch/pypi_ops_cap_hatch-1.0.0-py3-none-any.whl ... failed\nError uploading to repository: http://127.0.0.1:48199/ - Client error '403 Forbidden' for url 'http://127.0.0.1:48199/'\nFor more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/403\n",
-        "forbidden",
-        403,
-        "403 Forbidden",
-    ),
-    (
-        "hatch-413",
-        1,
-        "/tmp/upl/cap/hatch/pypi_ops_cap_hatch-1.0.0-py3-none-any.whl ... failed\nError uploading to repository: http://127.0.0.1:41619/ - Client error '413 Request Entity Too Large' for url 'http://127.0.0.1:41619/'\nFor more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/413\n",
-        "too_large",
-        413,
-        "413",
-    ),
-    (
-        "hatch-unreach",
-        1,
-        "/tmp/upl/cap/hatch/pypi_ops_cap_hatch-1.0.0-py3-none-any.whl ... failed\nError u*****loading to re*****ository: htt*****://127.0.0.1:9/ - [Errno 111] Connection refused\n",
-        "unreachable",
-        None,
-        "Connection refused",
-    ),
-    (
-        "hatch-ok",
-        0,
-        "[pypi-ops-cap-hatch]\n/tmp/upl/cap/hatch/pypi_ops_cap_hatch-1.0.0-py3-none-any.whl ... success\n\nhttp://127.0.0.1:48199/pypi-ops-cap-hatch/1.0.0/\n",
-        "uploaded",
-        200,
-        "",
-    ),
+    (r["key"], r["rc"], r["text"], r["outcome"], r["status"], r["said"])
+    for r in json.loads((Path(__file__).parent / "data" / "publish_texts_measured.json").read_text())
 ]
 
 

@@ -377,10 +377,10 @@ def test_summary_and_html_show_the_client_matrix_and_conformance(tmp_path):
     md = report.summary_md(results, "suite", {})
     assert (
         "## Client matrix" in md
-        and "| twine | pip | PASSED | upload 0.8 s + install 2.1 s | pip installed 1.0.0 |" in md
+        and "| twine | pip | PASSED | upload 0.84 s + install 2.06 s | pip installed 1.0.0 |" in md
     )
     # the pipe cannot break the table; an install that did not run has no time
-    assert "| uv | pip | FAILED | upload 0.3 s | install with pip failed: <got 9.9> \\| x |" in md
+    assert "| uv | pip | FAILED | upload 0.30 s | install with pip failed: <got 9.9> \\| x |" in md
     assert "## Index conformance" in md and "| hash_fragments | 503 | WARN | no hash on 1 link |" in md
     page = report_html.report_html(results, "suite", {}, "2026-01-01T00:00:00Z")
     assert "<h2>Client matrix</h2>" in page and "&lt;got 9.9&gt;" in page and "<got 9.9>" not in page

@@ -218,7 +218,7 @@ def test_pairs_after_the_circuit_breaker_say_why_they_did_not_run():
         {k: v for k, v in r.items() if k != "install_seconds"}
         for r in results.client_matrix(case["upload_results"], [], ["pip"])
     ]
-    upload_seconds = [round(up["results"][0]["seconds"], 1) for up in case["upload_results"]]
+    upload_seconds = [round(up["results"][0]["seconds"], 2) for up in case["upload_results"]]
     assert untimed == [
         dict(
             status="failed", reason="install with pip did not run", upload=u, install="pip", package=p, upload_seconds=s
@@ -235,13 +235,13 @@ def test_each_pair_carries_the_seconds_of_its_upload_and_of_its_install():
         done["seconds"] = 1.04 + i
     got = _matrix(case, times=True)
     assert [(r["upload_seconds"], r["install_seconds"]) for r in got] == [
-        (0.2, 1.0),
-        (0.2, 2.0),
-        (1.2, 3.0),
-        (1.2, 4.0),
+        (0.25, 1.04),
+        (0.25, 2.04),
+        (1.25, 3.04),
+        (1.25, 4.04),
     ]
     case["install_results"] = case["install_results"][:1]  # the loop stopped: the others have no install time
-    assert [r["install_seconds"] for r in _matrix(case, times=True)] == [1.0, None, None, None]
+    assert [r["install_seconds"] for r in _matrix(case, times=True)] == [1.04, None, None, None]
 
 
 def test_all_stands_for_every_client_in_matrix_order():
