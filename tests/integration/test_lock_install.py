@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 import pytest
@@ -54,7 +55,9 @@ def servers(tmp_path_factory):
             pkg = base / kind / "packages"
             pkg.mkdir(parents=True)
             for version in ("1.0.0", "1.0.1") if kind == "auth" else ("1.0.0",):
-                wheels[version] = traffic.synthetic_wheel(str(pkg), NAME, version)
+                if version not in wheels:  # built once: the same bytes on both servers (a zip records its mtime)
+                    wheels[version] = traffic.synthetic_wheel(str(base / "dist"), NAME, version)
+                shutil.copy(wheels[version]["path"], pkg / wheels[version]["filename"])
             htpasswd = None
             if kind == "auth":
                 htpasswd = str(base / "htpasswd")
