@@ -39,13 +39,20 @@ def install_hint(tool: str) -> str:
     )
 
 
-def find_tool(tool: str, explicit: str | None = None, python: str | None = None) -> str:
+def find_tool(
+    tool: str,
+    explicit: str | None = None,
+    python: str | None = None,
+    hint: str | None = None,
+    error: type[ToolNotFound] = ToolNotFound,
+) -> str:
     """The program ``tool``: ``explicit`` if given (it must be executable), else next to ``python`` or the running
-    interpreter, else the first one on PATH."""
+    interpreter, else the first one on PATH. ``hint`` (how to install it) ends the ``error`` raised otherwise."""
+    hint = hint or install_hint(tool)
     if explicit:
         if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
             return explicit
-        raise ToolNotFound(f"{tool} is not at {explicit} (no executable file there); {install_hint(tool)}.")
+        raise error(f"{tool} is not at {explicit} (no executable file there); {hint}.")
     looked = []
     for interpreter in dict.fromkeys(p for p in (python, sys.executable) if p):
         candidate = os.path.join(os.path.dirname(interpreter), tool)
@@ -55,9 +62,7 @@ def find_tool(tool: str, explicit: str | None = None, python: str | None = None)
     on_path = shutil.which(tool)
     if on_path:
         return on_path
-    raise ToolNotFound(
-        f"{tool} is not installed on the controller: not in {', '.join(looked)} and not on PATH; {install_hint(tool)}."
-    )
+    raise error(f"{tool} is not installed on the controller: not in {', '.join(looked)} and not on PATH; {hint}.")
 
 
 def scrubbed(

@@ -30,12 +30,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 import typing as t
 from urllib.parse import unquote, urlsplit
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import http, install, provenance, runner, upload
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import (
+    client_tools,
+    http,
+    install,
+    provenance,
+    runner,
+    upload,
+)
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import simple_index as si
 
 INDEX_NAME = "pypiops"  # the install's one named index; its credentials are UV_INDEX_PYPIOPS_USERNAME/_PASSWORD
@@ -68,12 +74,8 @@ _SELECTING = re.compile(r"Selecting: (\S+?)==(\S+) \[[^\]]*\] \(([^)]+)\)")
 LOG_PREFIXES = ("DEBUG", "TRACE")  # uv -v's log lines; the rest of its output is what it says went wrong
 
 
-class UvNotFound(Exception):
+class UvNotFound(client_tools.ToolNotFound):
     """No uv binary: one sentence naming where it was looked for (the clients test turns it into a named skip)."""
-
-    def __init__(self, msg: str):
-        super().__init__(msg)
-        self.msg = msg
 
 
 # ---------------------------------------------------------------- finding uv
@@ -82,22 +84,7 @@ class UvNotFound(Exception):
 def find_uv(explicit: str | None = None, python: str | None = None) -> str:
     """The uv binary: ``explicit`` if given (it must be executable), else next to ``python`` (or the running
     interpreter: the uv wheel installs ``bin/uv`` beside ``bin/python``), else the first ``uv`` on PATH."""
-    if explicit:
-        if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
-            return explicit
-        raise UvNotFound(f"uv is not at {explicit} (no executable file there); {INSTALL_HINT}.")
-    looked = []
-    for interpreter in dict.fromkeys(p for p in (python, sys.executable) if p):
-        candidate = os.path.join(os.path.dirname(interpreter), "uv")
-        looked.append(os.path.dirname(interpreter))
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    on_path = shutil.which("uv")
-    if on_path:
-        return on_path
-    raise UvNotFound(
-        f"uv is not installed on the controller: not in {', '.join(looked)} and not on PATH; {INSTALL_HINT}."
-    )
+    return client_tools.find_tool("uv", explicit, python, hint=INSTALL_HINT, error=UvNotFound)
 
 
 def uv_version(module: t.Any | None, uv: str, timeout: float = 30) -> str | None:
