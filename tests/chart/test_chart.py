@@ -430,3 +430,38 @@ def test_upload_and_download_scripts_against_local_pypiserver(local_pypiserver, 
     )
     assert down.returncode == 0, down.stdout + down.stderr
     assert "from the wheel" in down.stdout
+
+
+# ------------------------------------------------------------------------------------------------ the canary
+
+
+@versions
+def test_canary_is_off_by_default_and_renders_a_cronjob_with_the_script_when_on(version):
+    assert not [d for d in render(version, "minimal") if d["kind"] in ("CronJob", "ConfigMap")]
+    docs = render_values(version, [*AUTH, "canary.enabled=true", "canary.schedule=*/5 * * * *"])
+    cron = one(docs, "CronJob", "rel-pypiserver-canary")
+    assert cron["spec"]["schedule"] == "*/5 * * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] == 120  # a failed check is a failed Job, bounded
+    pod = job["template"]
+    # a canary pod never matches the server selector (the Service would send it traffic)
+    selector = one(docs, "Service")["spec"]["selector"]
+    assert not all(pod["metadata"]["labels"].get(k) == v for k, v in selector.items())
+    env = hook_env({"spec": {"template": pod}})
+    assert env["PYPI_URL"]["value"] == "http://rel-pypiserver.ns.svc:8080"
+    assert env["PYPI_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "rel-pypiserver-auth", "key": "password"}
+    assert "s3cret" not in yaml.safe_dump(cron)
+    container = pod["spec"]["containers"][0]
+    assert container["command"] == ["python3", "/canary/canary.py"] and container["image"] == "python:3.12-slim"
+    script = one(docs, "ConfigMap", "rel-pypiserver-canary")["data"]["canary.py"]
+    assert script == (CHART / "files" / "canary.py").read_text()
+
+
+@versions
+def test_canary_schedule_and_image_are_validated(version):
+    bad = run_helm(version, "template", "rel", str(CHART), *set_args(["canary.enabled=true", "canary.schedule=soon"]),
+                   check=False)  # fmt: skip
+    assert bad.returncode != 0 and "canary" in bad.stderr and "schedule" in bad.stderr
+    docs = render_values(version, ["canary.enabled=true", "canary.image=localhost/pypiops/python:3.11"])
+    pod = one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]
+    assert pod["spec"]["containers"][0]["image"] == "localhost/pypiops/python:3.11"

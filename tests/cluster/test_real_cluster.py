@@ -387,6 +387,53 @@ def test_rbac_without_delete_fails_helm_test_naming_rbac(cluster, namespace, tmp
     assert "RBAC" in reason and "delete" in reason and "test-persistence" in reason, reason
 
 
+# ------------------------------------------------------------------------------------------------ the canary CronJob
+
+
+def _canary_job(namespace: str, release: str, job: str) -> tuple[str, str]:
+    """A Job made from the canary CronJob now (kubectl create job --from): (its final condition, its pod's log)."""
+    kubectl("-n", namespace, "create", "job", job, f"--from=cronjob/{release}-pypiserver-canary")
+    deadline = time.monotonic() + 240
+    state = ""
+    while time.monotonic() < deadline and not state:
+        conditions = json.loads(kubectl("-n", namespace, "get", "job", job, "-o", "json").stdout)["status"].get(
+            "conditions"
+        ) or []  # fmt: skip
+        state = next(
+            (c["type"] for c in conditions if c["type"] in ("Complete", "Failed") and c["status"] == "True"), ""
+        )
+        time.sleep(2)
+    logs = kubectl("-n", namespace, "logs", f"job/{job}", timeout=60, check=False)
+    return state, logs.stdout + logs.stderr
+
+
+def test_canary_cronjob_passes_on_a_healthy_release_and_fails_on_read_only_storage(cluster, namespace):
+    helm = [str(VENV_BIN / "helm"), "--kubeconfig", str(cluster.kubeconfig), "-n", namespace]
+    secret = "Can4ry-" + uuid.uuid4().hex[:10]
+    install = subprocess.run(
+        [*helm, "install", "rel", str(ROOT / "charts" / "pypiserver"), "--create-namespace", "--wait",
+         "--timeout", "300s", "-f", str(cluster.values_file), "--set", "canary.enabled=true",
+         "--set", "canary.schedule=0 0 1 1 *", "--set", "auth.enabled=true", "--set", "auth.username=canary",
+         "--set", "auth.actions={update,download,list}", "-f", "-"],
+        input=json.dumps({"auth": {"password": secret}}), capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    state, log = _canary_job(namespace, "rel", "canary-healthy")
+    assert state == "Complete", log
+    assert "CANARY OK" in log and "upload ok" in log and "remove ok" in log and secret not in log
+    # the same release, its package volume mounted read-only: the canary's upload must fail, and so its Job
+    deployment = json.loads(kubectl("-n", namespace, "get", "deployment", "rel-pypiserver", "-o", "json").stdout)
+    mounts = deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    index = next(i for i, m in enumerate(mounts) if m["mountPath"] == "/data/packages")
+    patch = [{"op": "add", "path": f"/spec/template/spec/containers/0/volumeMounts/{index}/readOnly", "value": True}]
+    kubectl("-n", namespace, "patch", "deployment", "rel-pypiserver", "--type=json", "-p", json.dumps(patch))
+    kubectl("-n", namespace, "rollout", "status", "deployment/rel-pypiserver", "--timeout=300s", timeout=320)
+    state, log = _canary_job(namespace, "rel", "canary-read-only")
+    assert state == "Failed", log
+    assert "CANARY FAILED: canary step upload failed" in log and "HTTP 500" in log, log
+    assert "connection ok" in log and "simple ok" in log and secret not in log
+
+
 # ------------------------------------------------------------------------------------------------ modules on real objects
 
 

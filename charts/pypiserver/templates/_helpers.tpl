@@ -45,6 +45,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: helm-test
 {{- end }}
 
+{{/*
+Labels of the canary's objects and pods: like the test labels, without app.kubernetes.io/name, so that a canary pod
+never matches the server selector (the Service would send it traffic, a restart would count it).
+*/}}
+{{- define "pypiserver.canaryLabels" -}}
+helm.sh/chart: {{ include "pypiserver.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: canary
+{{- end }}
+
 {{/* Name of the Secret holding .htpasswd (and username/password). */}}
 {{- define "pypiserver.authSecretName" -}}
 {{- default (printf "%s-auth" (include "pypiserver.fullname" .)) .Values.auth.existingSecret }}
