@@ -2,7 +2,8 @@
 # Copyright: pypi_ops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Test results -> JUnit XML, a Markdown summary, results.json, a self-contained report.html (drawn by
-``report_html``) and the plain table printed at the end of a play.
+``report_html``), metrics.prom (OpenMetrics, written by ``metrics``) and the plain table printed at the end of a
+play.
 
 Figures are the measured values a test recorded. Scalars (numbers, strings, booleans) appear everywhere;
 lists and dicts (the load test's latency histograms) only in results.json and as charts in report.html,
@@ -80,7 +81,10 @@ def verdict_of(c: dict[str, int]) -> str:
     return "passed" if c["total"] else "empty"
 
 
-def junit_xml(results: list[dict[str, t.Any]], suite: str, properties: dict[str, t.Any]) -> bytes:
+def junit_xml(
+    results: list[dict[str, t.Any]], suite: str, properties: dict[str, t.Any], diagnostics: str = ""
+) -> bytes:
+    """``diagnostics``: the bundle's index (relative to the report), named in each failed or interrupted testcase."""
     c = counts(results)
     total_time = sum(r["duration"] for r in results)
     suites = ET.Element(
@@ -110,12 +114,13 @@ def junit_xml(results: list[dict[str, t.Any]], suite: str, properties: dict[str,
         case = ET.SubElement(
             ts, "testcase", name=r["id"], classname=f"{suite}.{r['priority'] or 'tests'}", time=f"{r['duration']:.3f}"
         )
+        see = f"\ndiagnostics: {diagnostics}" if diagnostics else ""
         if r["status"] == "failed":
             node = ET.SubElement(case, "failure", message=r["reason"][:1000], type="failure")
-            node.text = r["reason"]
+            node.text = r["reason"] + see
         elif r["status"] == "interrupted":
             node = ET.SubElement(case, "error", message=r["reason"][:1000], type="interrupted")
-            node.text = r["reason"]
+            node.text = r["reason"] + see
         elif r["status"] in ("skipped", "not_run"):
             ET.SubElement(case, "skipped", message=r["reason"][:1000])
         if r["status"] == "passed" or scalar_figures(r["figures"]):
@@ -131,7 +136,7 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def summary_md(results: list[dict[str, t.Any]], suite: str, properties: dict[str, t.Any]) -> str:
+def summary_md(results: list[dict[str, t.Any]], suite: str, properties: dict[str, t.Any], diagnostics: str = "") -> str:
     c = counts(results)
     verdict = {"interrupted": "INTERRUPTED", "failed": "FAILED"}.get(verdict_of(c), "PASSED")
     lines = [f"# {suite}: {verdict}", ""]
@@ -139,6 +144,7 @@ def summary_md(results: list[dict[str, t.Any]], suite: str, properties: dict[str
         lines.append(f"- **{key}**: {value}")
     lines += [
         f"- **result**: {result_line(c)}",
+        *([f"- Diagnostics: {diagnostics}"] if diagnostics else []),
         "",
         "| test | priority | result | time (s) | reason | figures |",
         "|---|---|---|---:|---|---|",
@@ -289,19 +295,21 @@ def write(
     suite: str,
     properties: dict[str, t.Any],
     generated_at: str | None = None,
+    diagnostics: str = "",
 ) -> dict[str, str]:
-    """Write every report file into dest; return {kind: path} (junit, summary, json, html)."""
-    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import report_html  # it imports this module
+    """Write every report file into dest; return {kind: path} (junit, summary, json, html, metrics)."""
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import metrics, report_html  # both import this
 
     os.makedirs(dest, exist_ok=True)
     stamp = generated_at or utc_now()
     paths = {kind: os.path.join(dest, name) for kind, name in REPORT_FILES.items()}
     with open(paths["junit"], "wb") as handle:
-        handle.write(junit_xml(results, suite, properties))
+        handle.write(junit_xml(results, suite, properties, diagnostics))
     with open(paths["summary"], "w", encoding="utf-8") as handle:
-        handle.write(summary_md(results, suite, properties))
+        handle.write(summary_md(results, suite, properties, diagnostics))
     with open(paths["json"], "w", encoding="utf-8") as handle:
         handle.write(results_json(results, suite, properties, stamp))
     with open(paths["html"], "w", encoding="utf-8") as handle:
-        handle.write(report_html.report_html(results, suite, properties, stamp))
+        handle.write(report_html.report_html(results, suite, properties, stamp, diagnostics))
+    paths["metrics"] = metrics.write(dest, results, suite, properties, stamp)
     return paths

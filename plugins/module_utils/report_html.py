@@ -334,7 +334,9 @@ def _html_sections(results: list[dict[str, t.Any]]) -> list[str]:
     return out
 
 
-def report_html(results: list[dict[str, t.Any]], suite: str, properties: dict[str, t.Any], generated_at: str) -> str:
+def report_html(
+    results: list[dict[str, t.Any]], suite: str, properties: dict[str, t.Any], generated_at: str, diagnostics: str = ""
+) -> str:
     c = counts(results)
     verdict = verdict_of(c)
     verdict_text = {"failed": "FAILED", "passed": "PASSED", "empty": "NO TESTS", "interrupted": "INTERRUPTED"}[verdict]
@@ -354,6 +356,8 @@ def report_html(results: list[dict[str, t.Any]], suite: str, properties: dict[st
         '<table class="props"><tbody>',
     ]
     out += [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in props]
+    if diagnostics:  # the failed run's bundle, relative to this file
+        out.append(f'<tr><th>diagnostics</th><td><a href="{_e(diagnostics)}">{_e(diagnostics)}</a></td></tr>')
     out += ["</tbody></table>", "<h2>Tests</h2>"]
     if results:
         out.append(

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: test_report
-short_description: Write the functional tests' results as JUnit XML, Markdown, JSON and a self-contained HTML page
+short_description: Write the functional tests' results as JUnit XML, Markdown, JSON, HTML and OpenMetrics
 version_added: "0.1.0"
 description:
   - Takes the results the C(functional_tests) role recorded (id, priority, status, duration, reason, figures).
@@ -25,6 +25,12 @@ description:
     taken from the results is HTML-escaped.
   - Figures that are lists or dicts (the histograms) appear only in C(results.json) and C(report.html); scalar
     figures appear in every file.
+  - C(metrics.prom) (since 0.7.0) is the run in the OpenMetrics text format, for node_exporter's textfile collector
+    or a Pushgateway - whether the run passed, its timestamp, the number of tests per status, each test's status
+    and duration, the C(load) test's latency quantiles and operations per second and the C(large_package) upload
+    and download rate, all gauges named C(pypi_ops_verify_*) with the labels C(target) and C(suite) (no URL, run
+    id or reason). It is written atomically (a temporary file in O(dest), then renamed; mode 0644). See
+    C(docs/monitoring.md).
   - Returns the same table as plain rows for the play output. It never fails on test failures itself;
     the C(report) role decides that.
 author:
@@ -54,6 +60,15 @@ options:
     description: Run properties (target, URL, run id) shown in every report file. Never put secrets here.
     type: dict
     default: {}
+  diagnostics:
+    description:
+      - The diagnostics bundle's C(index.md) of this run, relative to O(dest) (M(pypi_ops.pypiserver.diagnostics)
+        writes C(diagnostics/index.md)); empty for none.
+      - When given, C(summary.md) has a line C(Diagnostics - <path>), C(report.html) a link to it and each failed
+        test's JUnit entry a line C(diagnostics - <path>) after its reason.
+    type: str
+    default: ""
+    version_added: "0.7.0"
 """
 
 EXAMPLES = r"""
@@ -84,6 +99,12 @@ html:
   returned: always
   type: str
   sample: reports/report.html
+metrics:
+  description: Path of C(metrics.prom), the run's metrics in the OpenMetrics text format.
+  returned: always
+  type: str
+  sample: reports/metrics.prom
+  version_added: "0.7.0"
 table:
   description: The results as fixed-width rows.
   returned: always
@@ -111,7 +132,13 @@ from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint imp
 def run(module: AnsibleModule) -> dict[str, t.Any]:
     results = report.normalize(module.params["results"])
     try:
-        paths = report.write(module.params["dest"], results, module.params["suite"], module.params["properties"])
+        paths = report.write(
+            module.params["dest"],
+            results,
+            module.params["suite"],
+            module.params["properties"],
+            diagnostics=module.params["diagnostics"],
+        )
     except OSError as exc:
         module.fail_json(
             msg=f"Cannot write the report to {module.params['dest']}: {exc.strerror}; choose a writable pypi_report_dir."
@@ -122,6 +149,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         "summary": paths["summary"],
         "json": paths["json"],
         "html": paths["html"],
+        "metrics": paths["metrics"],
         "table": report.text_table(results),
         "counts": report.counts(results),
         "failed_tests": [r["id"] for r in results if r["status"] == "failed"],
@@ -134,6 +162,7 @@ def main() -> None:
         dest=dict(type="path", required=True),
         suite=dict(type="str", default="pypi_ops.pypiserver"),
         properties=dict(type="dict", default={}),
+        diagnostics=dict(type="str", default=""),
     )
     run_module(
         "test_report",

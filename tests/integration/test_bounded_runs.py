@@ -35,7 +35,7 @@ from tests.helpers import ROOT, VENV_BIN, parse_junit, run_playbook, wait_gone
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 VERIFY = ROOT / "verify.yml"
-REPORT_FILES = ("junit.xml", "summary.md", "results.json", "report.html")
+REPORT_FILES = ("junit.xml", "summary.md", "results.json", "report.html", "metrics.prom")
 TINY = {"pypi_large_size_mib": 1, "pypi_load_uploads": 5, "pypi_load_downloads": 5}
 OVERHEAD = 120.0  # deploy, teardown, report and Ansible's own per-task cost, on top of what the timeouts allow
 

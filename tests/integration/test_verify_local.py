@@ -7,6 +7,7 @@ import re
 
 import pytest
 import yaml
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from tests.helpers import ROOT, run_playbook
 
@@ -77,6 +78,12 @@ def test_local_target_passes_twice(tmp_path):
     timed_pass = r"\| PASSED \| upload [0-9.]+ s \+ install [0-9.]+ s \| pip installed 1\.0\.0"
     assert "## Client matrix" in summary and len(re.findall(timed_pass, summary)) == 2
     assert "## Index conformance" in summary and "| hash_matches | 503 | PASS |" in summary
+    # metrics.prom next to junit.xml parses as OpenMetrics: the run passed, with the load and large_package figures
+    prom = {f.name: f for f in text_string_to_metric_families((first.report_dir / "metrics.prom").read_text())}
+    assert [s.value for s in prom["pypi_ops_verify_run_success"].samples] == [1]
+    latencies = prom["pypi_ops_verify_load_latency_seconds"].samples
+    assert len(latencies) == 6 and all(0 < s.value < 60 for s in latencies), latencies
+    assert len(prom["pypi_ops_verify_large_package_throughput_bytes_per_second"].samples) == 2
     second = run_playbook(ROOT / "verify.yml", tmp_path, {"pypi_large_size_mib": 1, "pypi_load_uploads": 5})
     _assert_all_passed(second, ["deploy", *ALL])
 
@@ -118,6 +125,8 @@ def test_wrong_port_fails_connection_and_skips_the_rest(tmp_path):
     assert run.rc != 0
     assert run.results["connection"]["status"] == "failed"
     assert "Connection refused" in run.results["connection"]["reason"]
+    prom = {f.name: f for f in text_string_to_metric_families((run.report_dir / "metrics.prom").read_text())}
+    assert [s.value for s in prom["pypi_ops_verify_run_success"].samples] == [0]
     for test_id in ["simple_index", "storage", "upload", "download", "list"]:
         assert run.results[test_id]["status"] == "skipped", run.results
     assert "prerequisite connection failed" in run.results["simple_index"]["reason"]
