@@ -37,6 +37,8 @@ import time
 import typing as t
 import urllib.parse
 
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server
+
 BUNDLE_DIR = "diagnostics"
 INDEX = "index.md"
 FILE_CAP = 64 * 1024
@@ -285,25 +287,13 @@ def _read_json(path: str) -> dict[str, t.Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def proc_start_token(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    fields = raw[raw.rfind(")") + 2 :].split()
-    if not fields or fields[0] in ("Z", "X"):
-        return None
-    return fields[19] if len(fields) > 19 else None
-
-
 def process_state(pid: t.Any, token: t.Any, redactor: Redactor) -> dict[str, t.Any]:
     """What /proc says of a recorded process: alive (same start token), state, RSS, its live command line."""
     out: dict[str, t.Any] = {"pid": pid, "alive": False}
     if not isinstance(pid, int) or pid <= 0:
         out["why"] = "no PID recorded"
         return out
-    current = proc_start_token(pid)
+    current = local_server.proc_start_token(pid)
     if current is None:
         out["why"] = "no such process (exited)"
         return out

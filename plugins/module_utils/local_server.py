@@ -96,7 +96,7 @@ def validate_spec(spec: Spec) -> None:
 # ---------------------------------------------------------------- processes
 
 
-def _proc_start_token(pid: int) -> str | None:
+def proc_start_token(pid: int) -> str | None:
     """The process start time from /proc (guards against PID reuse); None if gone or a zombie."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
@@ -112,7 +112,7 @@ def _proc_start_token(pid: int) -> str | None:
 def pid_alive(pid: int | None, token: str | None = None) -> bool:
     if not pid:
         return False
-    current = _proc_start_token(pid)
+    current = proc_start_token(pid)
     if current is None:
         return False
     return token is None or current == token
@@ -385,7 +385,7 @@ def spawn_detached(
         os.close(log_fd)
     token = None
     for _attempt in range(50):  # at most 0.5 s: /proc has the entry as soon as the fork returned
-        token = _proc_start_token(proc.pid)
+        token = proc_start_token(proc.pid)
         if token:
             break
         time.sleep(0.01)

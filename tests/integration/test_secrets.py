@@ -112,7 +112,7 @@ def process_table() -> dict[int, tuple[str | None, tuple[str, ...]]]:
         if entry.name.isdigit():
             argv = read_argv(entry.name)
             if argv:
-                table[int(entry.name)] = (ls._proc_start_token(int(entry.name)), argv)
+                table[int(entry.name)] = (ls.proc_start_token(int(entry.name)), argv)
     return table
 
 

@@ -419,7 +419,7 @@ def test_terminate_backs_off_and_ends_with_sigkill(sleeps, tmp_path):
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
     try:
         assert proc.stdout.readline() == b"up\n"  # the SIGTERM handler is in place
-        token = ls._proc_start_token(proc.pid)
+        token = ls.proc_start_token(proc.pid)
         assert ls.terminate(proc.pid, token, timeout=1.0) is True  # SIGTERM ignored for 1 s, then SIGKILL
         assert not ls.pid_alive(proc.pid, token)
     finally:

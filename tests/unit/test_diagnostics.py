@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import diagnostics as diag
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import report
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server, report
 
 SECRET = "S3cr3t-unit-9f8e7d6c5b4a"
 USER = "alice"
@@ -197,7 +197,7 @@ def test_a_failing_step_is_a_note_not_an_error(tmp_path):
 
 def dead_pid() -> tuple[int, str | None]:
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
-    token = diag.proc_start_token(proc.pid)
+    token = local_server.proc_start_token(proc.pid)
     proc.wait()
     return proc.pid, token
 
