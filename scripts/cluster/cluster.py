@@ -948,6 +948,8 @@ def write_values(st: State) -> None:
             {
                 "pypi_k8s_kubeconfig": st.kubeconfig,
                 "pypi_k8s_values_files": [os.path.join(st.root, "values-local.yaml")],
+                # playbooks/upgrade_drill.yml starts from the older pypiserver image built beside the current one
+                "pypi_upgrade_from_values": {"image": {"tag": IMAGES["pypiserver-2.3.2"].rsplit(":", 1)[1]}},
             },
             fh,
             indent=1,

@@ -6,6 +6,9 @@ small layer on top:
 - ``localhost/pypiops/pause:3.10``: a static ``pause`` (``pause.c`` beside this file), the pod sandbox;
 - ``localhost/pypiops/pypiserver:2.4.2``: pypiserver 2.4.2 with passlib and bcrypt in ``/opt/pypiserver``,
   user 9898 and ``/data/packages`` as in the upstream image, entrypoint ``pypi-server``;
+- ``localhost/pypiops/pypiserver:2.3.2``: the same with the older release, the upgrade drill's starting point
+  (every ``pypiserver*`` entry of IMAGES is such an image; its tag is the pypiserver version, and each version's
+  venv is built and cached on its own);
 - ``localhost/pypiops/python:3.11``: the base as it is (python3, pip, curl), for the chart's helm tests;
 - ``localhost/pypiops/kubectl:1.33``: the base plus ``kubectl`` (sh, curl, grep, sed and kubectl), likewise.
 
@@ -31,12 +34,13 @@ import time
 SUITE = "bookworm"
 MIRROR = os.environ.get("PYPIOPS_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES = ["python3", "python3-pip", "python3-venv", "curl", "ca-certificates"]
-PYPISERVER_PINS = ["pypiserver==2.4.2", "passlib==1.7.4", "bcrypt==4.0.1"]
+PYPISERVER_DEPS = ["passlib==1.7.4", "bcrypt==4.0.1"]  # with pypiserver==<the image's tag>
 EPOCH = 0  # fixed mtimes: the same inputs give the same layer digests
 
 IMAGES = {
     "pause": "localhost/pypiops/pause:3.10",
     "pypiserver": "localhost/pypiops/pypiserver:2.4.2",
+    "pypiserver-2.3.2": "localhost/pypiops/pypiserver:2.3.2",  # the upgrade drill's older release
     "python": "localhost/pypiops/python:3.11",
     "kubectl": "localhost/pypiops/kubectl:1.33",
 }
@@ -97,15 +101,26 @@ def base_rootfs(cache: str) -> str:
     return root
 
 
-def pypiserver_tree(cache: str, base: str) -> str:
-    """pypiserver's venv, built inside a copy of the base (its own pip, its own python), then moved out."""
-    out = os.path.join(cache, "rootfs", "pypiserver")
+def pypiserver_images() -> dict[str, str]:
+    """{IMAGES key: pypiserver version} of every pypiserver image (the version is the reference's tag)."""
+    return {name: ref.rsplit(":", 1)[1] for name, ref in IMAGES.items() if name.split("-", 1)[0] == "pypiserver"}
+
+
+def pypiserver_pins(version: str) -> list[str]:
+    return [f"pypiserver=={version}", *PYPISERVER_DEPS]
+
+
+def pypiserver_tree(cache: str, base: str, version: str) -> str:
+    """pypiserver's venv, built inside a copy of the base (its own pip, its own python), then moved out; one
+    cached tree per version (rootfs/pypiserver-<version>)."""
+    pins = pypiserver_pins(version)
+    out = os.path.join(cache, "rootfs", f"pypiserver-{version}")
     if os.path.exists(os.path.join(out, ".complete")):
         return out
-    work = os.path.join(cache, "rootfs", "pypiserver-build")
+    work = os.path.join(cache, "rootfs", f"pypiserver-{version}-build")
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
-    log("pypiserver venv (" + ", ".join(PYPISERVER_PINS) + ")")
+    log("pypiserver venv (" + ", ".join(pins) + ")")
     run(["cp", "-a", base, work], "copy of the base root", 600)
     shutil.copy("/etc/resolv.conf", os.path.join(work, "etc/resolv.conf"))
     try:
@@ -141,7 +156,7 @@ def pypiserver_tree(cache: str, base: str) -> str:
                 "manylinux2014_x86_64",
                 "-d",
                 wheels,
-                *PYPISERVER_PINS,
+                *pins,
             ],
             "pip download of pypiserver's wheels",
             900,
@@ -157,7 +172,7 @@ def pypiserver_tree(cache: str, base: str) -> str:
                 "--no-index",
                 "--find-links",
                 "/tmp/wheels",
-                *PYPISERVER_PINS,
+                *pins,
             ],
             "pip install of pypiserver in the image",
             900,
@@ -326,8 +341,11 @@ def build(cache: str, kubectl: str) -> None:
         passwd = fh.read()
     with open(os.path.join(base, "etc/group"), "rb") as fh:
         group = fh.read()
-    if not os.path.exists(want["pypiserver"]):
-        tree = pypiserver_tree(cache, base)
+    for name, version in pypiserver_images().items():
+        if os.path.exists(want[name]):
+            continue
+        t0 = time.monotonic()
+        tree = pypiserver_tree(cache, base, version)
         top = layer_from_dir(tree, owner={"data": 9898})
         users = layer_from_files(
             {
@@ -336,8 +354,8 @@ def build(cache: str, kubectl: str) -> None:
             }
         )
         write_oci_archive(
-            want["pypiserver"],
-            IMAGES["pypiserver"],
+            want[name],
+            IMAGES[name],
             [base_layer, top, users],
             {
                 "Entrypoint": ["/opt/pypiserver/bin/pypi-server"],
@@ -348,7 +366,7 @@ def build(cache: str, kubectl: str) -> None:
                 "ExposedPorts": {"8080/tcp": {}},
             },
         )
-        log(f"wrote {want['pypiserver']}")
+        log(f"wrote {want[name]} (pypiserver {version}) in {time.monotonic() - t0:.0f} s")
     if not os.path.exists(want["python"]):
         write_oci_archive(want["python"], IMAGES["python"], [base_layer], {"Cmd": ["python3"], "Env": env_path})
         log(f"wrote {want['python']}")

@@ -639,6 +639,119 @@ def test_molecule_cluster_scenario(cluster, tmp_path, monkeypatch):
     assert re.search(r"\b\d+ passed, 0 failed, 4 skipped", out), out[-3000:]
 
 
+# ------------------------------------------------------------------------------------------------ the upgrade drill
+
+UPGRADE_DRILL = ROOT / "playbooks" / "upgrade_drill.yml"
+OLDER = {"image": {"tag": "2.3.2"}}  # localhost/pypiops/pypiserver:2.3.2, built by scripts/cluster/images.py
+DRILL_STEPS = (
+    "drill_install",
+    "drill_probes",
+    "drill_upgrade",
+    "drill_probes_upgraded",
+    "drill_rollback",
+    "drill_probes_rolled_back",
+    "drill_cleanup",
+)
+
+
+def _helm_history(cluster: Cluster, namespace: str, release: str = "pypi") -> list[dict[str, t.Any]]:
+    proc = subprocess.run(
+        [str(VENV_BIN / "helm3"), "--kubeconfig", str(cluster.kubeconfig), "-n", namespace, "history", release,
+         "-o", "json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return json.loads(proc.stdout) if proc.returncode == 0 else []
+
+
+def test_upgrade_drill_from_the_older_image_keeps_every_probe_and_passes_the_suite(cluster, namespace, tmp_path):
+    """2.3.2 installed, probes uploaded and hashed, helm upgrade to the current chart and 2.4.2, the probes compared,
+    the whole suite on the upgraded release, helm rollback to revision 1 and the probes compared again; then the
+    probes removed and the drill's release uninstalled."""
+    t0 = time.monotonic()
+    run = run_playbook(
+        UPGRADE_DRILL,
+        tmp_path,
+        k8s_vars(cluster, namespace, tmp_path, pypi_upgrade_from_values=OLDER, pypi_upgrade_rollback=True),
+        timeout=2400,
+    )
+    took = time.monotonic() - t0
+    statuses = _statuses(run.results)
+    assert run.rc == 0, run.output[-5000:]
+    assert {s: statuses.get(s) for s in DRILL_STEPS} == dict.fromkeys(DRILL_STEPS, "passed"), {
+        s: run.results.get(s) for s in DRILL_STEPS
+    }
+    assert "localhost/pypiops/pypiserver:2.3.2" in run.results["drill_install"]["reason"]
+    upgrade = run.results["drill_upgrade"]["reason"]
+    assert re.search(r"from revision 1 \(deployed, .*pypiserver:2\.3\.2\) to revision 2 \(deployed, .*pypiserver:2\.4\.2\)",
+                     upgrade), upgrade  # fmt: skip
+    for step in ("drill_probes_upgraded", "drill_probes_rolled_back"):
+        assert "all 4 probe files of 2 projects are listed with the sha256" in run.results[step]["reason"], step
+    assert "now revision 3 (deployed" in run.results["drill_rollback"]["reason"]
+    assert "pypiserver:2.3.2" in run.results["drill_rollback"]["reason"]
+    # the full suite ran on the upgraded release
+    suite = {k: v for k, v in statuses.items() if not k.startswith("drill_")}
+    not_passed = {k: v for k, v in suite.items() if v != "passed" and k not in [*S3_TESTS, "replicas"]}
+    assert not_passed == {}, {k: run.results[k]["reason"] for k in not_passed}
+    for required in ("upload", "download", "persistence", "helm_test", "load", "large_package"):
+        assert suite.get(required) == "passed", required
+    cleanup = run.results["drill_cleanup"]["reason"]
+    assert "none left" in cleanup and "release pypi uninstalled" in cleanup, cleanup
+    assert _helm_history(cluster, namespace) == []
+    print(f"upgrade drill with rollback and the full suite: {took:.0f} s")
+
+
+def test_upgrade_drill_to_a_missing_image_rolls_back_and_the_old_release_still_serves(cluster, namespace, tmp_path):
+    """The upgrade to an image that does not exist fails at helm's wait (Recreate: the old pod is already gone); the
+    drill rolls back to revision 1, proves the old release serves every probe with its sha256 again, and says all
+    of it in one row. The release is kept (pypi_k8s_uninstall=false), so this test can look at it too."""
+    t0 = time.monotonic()
+    run = run_playbook(
+        UPGRADE_DRILL,
+        tmp_path,
+        k8s_vars(
+            cluster,
+            namespace,
+            tmp_path,
+            pypi_upgrade_from_values=OLDER,
+            pypi_upgrade_to_values={"image": {"tag": "0.0.0-does-not-exist"}},
+            pypi_k8s_wait_timeout="60s",
+            pypi_k8s_uninstall=False,
+        ),
+        timeout=900,
+    )
+    took = time.monotonic() - t0
+    statuses = _statuses(run.results)
+    assert run.rc != 0
+    assert statuses["drill_install"] == "passed" and statuses["drill_probes"] == "passed", run.results
+    assert statuses["drill_upgrade"] == "failed"
+    # the full reason from results.json (junit.xml's message attribute is cut)
+    rows = json.loads((run.report_dir / "results.json").read_text())["tests"]
+    reason = next(r["reason"] for r in rows if r["id"] == "drill_upgrade")
+    assert "0.0.0-does-not-exist" in reason and ("ErrImageNeverPull" in reason or "ImagePullBackOff" in reason), reason
+    assert "the failed upgrade left the release at revision 2 (failed" in reason, reason
+    assert "brought it back to revision 3 (deployed" in reason and "pypiserver:2.3.2" in reason, reason
+    assert "the old release still serves all 4 probe files with their sha256" in reason, reason
+    for step in ("drill_probes_upgraded", "drill_rollback", "drill_probes_rolled_back"):
+        assert statuses[step] == "skipped" and "drill_upgrade failed" in run.results[step]["reason"], step
+    assert not [k for k in statuses if not k.startswith("drill_")], "the suite must not run after a failed upgrade"
+    # the probes were removed through the rolled-back release, which the drill kept as asked
+    cleanup = run.results["drill_cleanup"]
+    assert cleanup["status"] == "passed", cleanup
+    assert "removed 3 probe version(s) of 2 project(s)" in cleanup["reason"], cleanup
+    assert "kept at revision 3 (deployed" in cleanup["reason"], cleanup
+    assert took < 600, f"the drill took {took:.0f} s for a 60 s helm wait"  # bounded, not a benchmark
+    # and the cluster agrees: revision 3 is a rollback to 1, its pod runs 2.3.2 and answers
+    history = _helm_history(cluster, namespace)
+    assert [h["revision"] for h in history] == [1, 2, 3], history
+    assert history[-1]["status"] == "deployed" and "Rollback to 1" in history[-1]["description"], history
+    listed = kubectl("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/name=pypiserver", "-o", "json").stdout
+    pods = [p for p in json.loads(listed)["items"] if not p["metadata"].get("deletionTimestamp")]
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    assert pods[0]["spec"]["containers"][0]["image"] == "localhost/pypiops/pypiserver:2.3.2"
+    assert all(c["ready"] for c in pods[0]["status"]["containerStatuses"])
+    assert "<html" in _pod_listing(namespace, pods[0]["metadata"]["name"], "/simple/").lower()
+
+
 # ------------------------------------------------------------------------------------------------ down
 
 
