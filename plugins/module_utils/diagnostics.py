@@ -192,6 +192,16 @@ class Bundle:
             if not self.closed:
                 self.causes.append(self.redactor.redact(" ".join(str(text).split())))
 
+    def amend(self, prefix: str, text: str) -> bool:
+        """Add ``text`` to the first finding that starts with ``prefix`` (a crash loop and its container's last log
+        line in one sentence); False when there is none."""
+        with self.lock:
+            for n, found in enumerate(self.causes):
+                if not self.closed and found.startswith(prefix):
+                    self.causes[n] = found + self.redactor.redact(" ".join(str(text).split()))
+                    return True
+        return False
+
     def add(self, name: str, what: str, text: str, keep: str = "tail") -> str | None:
         """Write ``text`` (redacted, capped) as ``name`` under the bundle; its path, or None when not written."""
         clean = self.redactor.redact(text)
@@ -271,8 +281,14 @@ def read_tail(path: str, max_bytes: int, lines: int = LOG_LINES) -> tuple[str, i
     return "\n".join(parts[-lines:]) + ("\n" if parts else ""), size
 
 
+_KUBECTL_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) ?")
+
+
 def last_line(text: str) -> str:
+    """The last line with content, without the RFC 3339 stamp ``kubectl logs --timestamps`` puts before each line
+    (a stamp alone is an empty line: a program's final newline)."""
     for line in reversed(text.splitlines()):
+        line = _KUBECTL_STAMP.sub("", line)
         if line.strip() and not line.startswith("[truncated"):
             return " ".join(line.split())[:300]
     return ""
@@ -793,11 +809,73 @@ def pod_summary(pod: dict[str, t.Any]) -> tuple[list[str], list[str]]:
             causes.append(why)
         elif last.get("reason") == "OOMKilled":
             causes.append(f"pod {name} container {cs.get('name')} was OOMKilled")
+        elif str((state.get("terminated") or {}).get("exitCode") or 0) != "0":  # a failed helm test pod, say
+            term = state["terminated"]
+            causes.append(f"pod {name} container {cs.get('name')} exited {term.get('exitCode')} ({term.get('reason')})")
     if status.get("phase") == "Pending" and not causes:
         for cond in status.get("conditions") or []:
             if cond.get("type") == "PodScheduled" and cond.get("status") != "True":
                 causes.append(f"pod {name} is not scheduled: {cond.get('message') or cond.get('reason')}")
     return lines, causes
+
+
+def restarted_containers(pod: dict[str, t.Any]) -> list[tuple[str, int]]:
+    """(name, restarts) of each container of ``pod`` that has a previous instance to read the log of."""
+    status = pod.get("status") or {}
+    out = []
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        restarts = int(cs.get("restartCount") or 0)
+        if restarts > 0 and cs.get("name"):
+            out.append((str(cs["name"]), restarts))
+    return out
+
+
+def _stamp_seconds(value: t.Any) -> float:
+    """An RFC 3339 time (Time or MicroTime) as epoch seconds; 0 when absent or unreadable."""
+    text = str(value or "").strip()
+    if not text:
+        return 0.0
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00"))
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def event_time(event: dict[str, t.Any]) -> str:
+    """When an event last happened: a core/v1 event has lastTimestamp, one written through events.k8s.io (the
+    scheduler's, the kubelet's newer ones) only eventTime or its series' lastObservedTime."""
+    series = event.get("series") or {}
+    for value in (
+        series.get("lastObservedTime"),
+        event.get("lastTimestamp"),
+        event.get("eventTime"),
+        event.get("firstTimestamp"),
+        (event.get("metadata") or {}).get("creationTimestamp"),
+    ):
+        if value:
+            return str(value)
+    return ""
+
+
+def events_text(events: t.Iterable[dict[str, t.Any]]) -> str:
+    """The events oldest first by :func:`event_time` (``kubectl get events --sort-by=.lastTimestamp`` puts every
+    event without a lastTimestamp first), one line each: time, type, reason, object, count, message."""
+    rows = sorted(
+        (e for e in events if isinstance(e, dict)),
+        key=lambda e: (_stamp_seconds(event_time(e)), str((e.get("metadata") or {}).get("name") or "")),
+    )
+    lines = []
+    for e in rows:
+        obj = e.get("involvedObject") or e.get("regarding") or {}
+        count = int(e.get("count") or (e.get("series") or {}).get("count") or 1)
+        message = " ".join(str(e.get("message") or e.get("note") or "").split())
+        lines.append(
+            f"{event_time(e) or '?'} {e.get('type') or '?'} {e.get('reason') or '?'} "
+            f"{str(obj.get('kind') or '?').lower()}/{obj.get('name') or '?'}"
+            f"{f' (x{count})' if count > 1 else ''}: {message}"
+        )
+    return "\n".join(lines) + "\n" if lines else "No events.\n"
 
 
 def _items(c: Collector, k8s: K8s, *args: str) -> tuple[list[dict[str, t.Any]], str]:
@@ -815,8 +893,10 @@ def _is_test_pod(pod: dict[str, t.Any], release: str) -> bool:
     meta = pod.get("metadata") or {}
     hook = str((meta.get("annotations") or {}).get("helm.sh/hook") or "")
     labels = meta.get("labels") or {}
-    mine = labels.get("app.kubernetes.io/instance") == release or str(meta.get("name", "")).startswith(release)
-    return "test" in hook.split(",") and mine
+    instance = labels.get("app.kubernetes.io/instance")
+    # the release's instance label; a chart that does not label its test pods: the release's name prefix
+    mine = instance == release if instance else str(meta.get("name", "")).startswith(f"{release}-")
+    return bool({"test", "test-success"} & {h.strip() for h in hook.split(",")}) and mine
 
 
 def collect_kubernetes(c: Collector, k8s: K8s) -> None:
@@ -847,30 +927,58 @@ def collect_kubernetes(c: Collector, k8s: K8s) -> None:
             "\n".join(lines) + "\n",
         )
 
-    def pod_logs(previous: bool) -> None:
+    def pod_logs() -> None:
         for pod in (pods + tests)[:MAX_PODS]:
             name = pod.get("metadata", {}).get("name", "?")
-            restarts = sum(
-                int(cs.get("restartCount") or 0) for cs in (pod.get("status") or {}).get("containerStatuses") or []
-            )
-            if previous and not restarts:
-                continue
-            args = ["logs", name, "--all-containers", f"--tail={LOG_LINES}", "--timestamps"]
-            if previous:
-                args.append("--previous")
-            c_argv = k8s.kubectl_argv(*args)
-            rc, text = c.run_tool(c_argv)
-            kind = "previous" if previous else "current"
+            argv = k8s.kubectl_argv("logs", name, "--all-containers", f"--tail={LOG_LINES}", "--timestamps")
+            rc, text = c.run_tool(argv)
             label = "helm test pod" if pod in tests else "pod"
-            c.bundle.add(
-                f"kubernetes/logs/{name}{'.previous' if previous else ''}.log",
-                f"{label} {name}: the {kind} containers' logs (last {LOG_LINES} lines)",
-                f"$ {' '.join(c_argv)}\n(rc {rc})\n{text}",
-            )
-            if previous and rc == 0 and last_line(text):
-                c.bundle.cause(
-                    f"pod {name} restarted {restarts} time(s); the previous container's last log line: {last_line(text)}"
+            statuses = (pod.get("status") or {}).get("containerStatuses") or []
+            line = last_line(text.split("\n--- stderr ---\n")[0]) if rc == 0 and len(statuses) == 1 else ""
+            if line:  # one container: the log's last line is that container's
+                c.bundle.amend(
+                    f"pod {name} container {statuses[0].get('name')} exited ", f"; its last log line: {line}"
                 )
+            c.bundle.add(
+                f"kubernetes/logs/{name}.log",
+                f"{label} {name}: the current containers' logs (last {LOG_LINES} lines)",
+                f"$ {' '.join(argv)}\n(rc {rc})\n{text}",
+            )
+
+    def previous_logs() -> None:
+        # per container: `--all-containers --previous` fails as a whole when one of them has not restarted
+        for pod in (pods + tests)[:MAX_PODS]:
+            name = pod.get("metadata", {}).get("name", "?")
+            restarted = restarted_containers(pod)
+            if not restarted:
+                continue
+            parts = []
+            for container, restarts in restarted:
+                argv = k8s.kubectl_argv(
+                    "logs", name, "-c", container, "--previous", f"--tail={LOG_LINES}", "--timestamps"
+                )
+                rc, text = c.run_tool(argv)
+                parts.append(f"$ {' '.join(argv)}\n(rc {rc})\n{text}")
+                line = last_line(text.split("\n--- stderr ---\n")[0]) if rc == 0 else ""
+                if line:
+                    said = f"; the previous container's last log line: {line}"
+                    if not c.bundle.amend(f"pod {name} container {container} ", said):
+                        c.bundle.cause(f"pod {name} container {container} restarted {restarts} time(s){said}")
+            c.bundle.add(
+                f"kubernetes/logs/{name}.previous.log",
+                f"pod {name}: the previous (crashed or restarted) containers' logs (last {LOG_LINES} lines each)",
+                "\n".join(parts),
+            )
+
+    def events() -> None:
+        argv = k8s.kubectl_argv("get", "events", "-o", "json")
+        found, err = _items(c, k8s, "events")
+        text = err or events_text(found)
+        c.bundle.add(
+            "kubernetes/events.txt",
+            f"the events of namespace {k8s.namespace}, oldest first",
+            f"$ {' '.join(argv)} (sorted by last time seen)\n{text}",
+        )
 
     def command(name: str, what: str, argv: list[str]) -> None:
         rc, text = c.run_tool(argv)
@@ -894,16 +1002,9 @@ def collect_kubernetes(c: Collector, k8s: K8s) -> None:
             command("kubernetes/describe-pv.txt", "kubectl describe of the PVs bound to those PVCs", argv)
 
     c.step("kubernetes pods", list_pods)
-    c.step(
-        "kubernetes events",
-        lambda: command(
-            "kubernetes/events.txt",
-            f"the events of namespace {k8s.namespace}, oldest first",
-            k8s.kubectl_argv("get", "events", "--sort-by=.lastTimestamp"),
-        ),
-    )
-    c.step("kubernetes logs", lambda: pod_logs(False))
-    c.step("kubernetes previous logs", lambda: pod_logs(True))
+    c.step("kubernetes events", events)
+    c.step("kubernetes logs", pod_logs)
+    c.step("kubernetes previous logs", previous_logs)
     c.step(
         "kubernetes describe pods",
         lambda: command(

@@ -16,8 +16,10 @@ description:
     start time, alive or not, health), the tail of its log, C(df) of the package store and its files, the nginx front's
     logs when replicas are used, the S3 server's and s3fs's state and log tails (local_s3).
   - For O(target=kubernetes) - with C(kubectl) and C(helm), each with a timeout - the logs of every release pod (current
-    and, after a restart, previous container), the namespace's events sorted by time, C(kubectl describe) of the
-    release's pods, PVCs and PVs, C(helm status), C(helm history) and the helm test pods' logs.
+    and, for each container that restarted, the previous one; a crash loop's cause quotes the crashed container's
+    last log line), the namespace's events oldest first by when they last happened, C(kubectl describe) of the
+    release's pods, PVCs and the PVs bound to them, C(helm status), C(helm history) and the logs of the helm test
+    pods (annotation C(helm.sh/hook=test) and the release's C(app.kubernetes.io/instance) label).
   - For every target with a known base URL (O(target=url) first of all) - the requests the failing tests would have made
     (C(GET) of the root, C(/simple/), the probe project's page and the health URL), redirects not followed, with the
     method, the URL, the status, the response headers and the first 4 KiB of the body.

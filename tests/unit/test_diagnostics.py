@@ -355,3 +355,115 @@ def test_a_previous_bundle_is_replaced(tmp_path):
             assert "cannot create" in (diag.prepare_dir(str(tmp_path / "other" / "diagnostics")) or "")
     finally:
         os.chmod(tmp_path, 0o700)
+
+
+# ---------------------------------------------------------------- kubernetes parsing
+
+
+def test_the_last_log_line_drops_kubectl_timestamps_and_a_stamp_alone():
+    text = (
+        "2026-12-05T12:21:52.565002922Z usage: pypi-server [-h]\n"
+        "2026-12-05T12:21:52.565058134Z pypi-server: error: unrecognized arguments: --no-such-option\n"
+        "2026-12-05T12:21:52.565059566Z \n"
+    )
+    assert diag.last_line(text) == "pypi-server: error: unrecognized arguments: --no-such-option"
+    assert diag.last_line("2026-01-01T00:00:00+02:00 plain\n") == "plain"
+    assert diag.last_line("no stamp here\n\n") == "no stamp here"
+    assert diag.last_line("2026-12-05T12:21:52Z \n") == ""
+
+
+def test_events_are_sorted_by_when_they_last_happened_whatever_field_holds_it():
+    events = [
+        {  # core/v1, seen last at :30 (x4)
+            "metadata": {"name": "b"},
+            "type": "Normal",
+            "reason": "Started",
+            "involvedObject": {"kind": "Pod", "name": "p"},
+            "lastTimestamp": "2026-12-05T12:24:30Z",
+            "firstTimestamp": "2026-12-05T12:23:40Z",
+            "count": 4,
+            "message": "Started container pypiserver",
+        },
+        {  # events.k8s.io (the scheduler's): no lastTimestamp, a MicroTime eventTime with nanoseconds
+            "metadata": {"name": "a"},
+            "type": "Warning",
+            "reason": "FailedScheduling",
+            "involvedObject": {"kind": "Pod", "name": "p"},
+            "lastTimestamp": None,
+            "eventTime": "2026-12-05T12:23:32.618141123Z",
+            "message": "0/1 nodes are available:\n unbound PVC",
+        },
+        {  # a series: its last observation counts
+            "metadata": {"name": "c"},
+            "type": "Warning",
+            "reason": "BackOff",
+            "involvedObject": {"kind": "Pod", "name": "p"},
+            "eventTime": "2026-12-05T12:23:00.000000Z",
+            "series": {"count": 10, "lastObservedTime": "2026-12-05T12:24:34.100000Z"},
+            "message": "Back-off restarting failed container",
+        },
+        {"metadata": {"name": "d", "creationTimestamp": "2026-12-05T12:23:33Z"}, "reason": "Odd"},
+    ]
+    lines = diag.events_text(events).splitlines()
+    assert [line.split()[2] for line in lines] == ["FailedScheduling", "Odd", "Started", "BackOff"]
+    assert lines[0] == (
+        "2026-12-05T12:23:32.618141123Z Warning FailedScheduling pod/p: 0/1 nodes are available: unbound PVC"
+    )
+    assert lines[2] == "2026-12-05T12:24:30Z Normal Started pod/p (x4): Started container pypiserver"
+    assert lines[3].endswith("BackOff pod/p (x10): Back-off restarting failed container")
+    assert lines[1] == "2026-12-05T12:23:33Z ? Odd ?/?: "
+    assert diag.events_text([]) == "No events.\n"
+
+
+def test_only_restarted_containers_have_a_previous_log():
+    pod = {
+        "status": {
+            "initContainerStatuses": [{"name": "init", "restartCount": 0}],
+            "containerStatuses": [
+                {"name": "pypiserver", "restartCount": 3},
+                {"name": "sidecar", "restartCount": 0},
+                {"name": "other"},
+            ],
+        }
+    }
+    assert diag.restarted_containers(pod) == [("pypiserver", 3)]
+    assert diag.restarted_containers({}) == []
+
+
+def test_helm_test_pods_are_found_by_their_hook_and_the_release_label():
+    def pod(name, hook, instance=None):
+        labels = {"app.kubernetes.io/instance": instance} if instance else {}
+        return {"metadata": {"name": name, "annotations": {"helm.sh/hook": hook} if hook else {}, "labels": labels}}
+
+    assert diag._is_test_pod(pod("pypi-pypiserver-test-storage", "test", "pypi"), "pypi")
+    assert diag._is_test_pod(pod("x", "test-success, test", "pypi"), "pypi")
+    assert not diag._is_test_pod(pod("pypi-pypiserver-test-storage", "test", "pypi2"), "pypi")  # another release
+    assert not diag._is_test_pod(pod("pypi-pypiserver-abc", "", "pypi"), "pypi")  # the server itself
+    assert not diag._is_test_pod(pod("pypi-x", "pre-install", "pypi"), "pypi")
+    assert diag._is_test_pod(pod("pypi-test", "test"), "pypi")  # unlabelled: the release's name prefix
+    assert not diag._is_test_pod(pod("pypi2-test", "test"), "pypi")
+
+
+def test_a_crash_loop_and_its_last_log_line_become_one_finding(tmp_path):
+    bundle = diag.Bundle(str(tmp_path), diag.Redactor([SECRET]))
+    bundle.cause("pod p-1 container pypiserver is in CrashLoopBackOff (restarts 3), last exit 2 (Error)")
+    assert bundle.amend("pod p-1 container pypiserver ", f"; the previous container's last log line: bad {SECRET}")
+    assert not bundle.amend("pod p-2 container pypiserver ", "; nothing")
+    assert bundle.causes == [
+        "pod p-1 container pypiserver is in CrashLoopBackOff (restarts 3), last exit 2 (Error); "
+        "the previous container's last log line: bad [REDACTED]"
+    ]
+
+
+def test_a_container_that_exited_non_zero_is_named_and_a_clean_exit_is_not():
+    def pod(code, reason):
+        terminated = {"exitCode": code, "reason": reason}
+        return {
+            "metadata": {"name": "pypi-pypiserver-test-upload"},
+            "status": {"phase": "Failed" if code else "Succeeded", "containerStatuses": [
+                {"name": "upload", "ready": False, "restartCount": 0, "state": {"terminated": terminated}}
+            ]},
+        }  # fmt: skip
+
+    assert diag.pod_summary(pod(1, "Error"))[1] == ["pod pypi-pypiserver-test-upload container upload exited 1 (Error)"]
+    assert diag.pod_summary(pod(0, "Completed"))[1] == []
