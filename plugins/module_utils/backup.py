@@ -10,9 +10,8 @@ checked against its manifest before anything is restored, every restored file is
 restored store is read back.
 
 Stores share one small interface (``files``, ``read``, ``put``, ``where``): :class:`DirStore` (a package
-directory) and :class:`S3Store` (a bucket prefix). A kubernetes store (a pod's package directory, through
-``kubectl exec ... tar`` as pod_storage.py reads it) is one more class with the same four members, and
-:func:`make_store` its one more ``kind``.
+directory), :class:`S3Store` (a bucket prefix) and :class:`PodStore` (the package directory inside a pypiserver
+pod, read and written through the pods/exec API as pod_storage reads it).
 
 Every failure is a :class:`BackupError` (or s3.S3CheckError): one sentence with the cause and the next step.
 """
@@ -31,13 +30,14 @@ import tempfile
 import typing as t
 import zlib
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import s3
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import k8s_wait as kw
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pod_exec, s3
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.digest import CHUNK
 
 MANIFEST = "manifest.json"
 ARCHIVE = "packages.tar.gz"
 FORMATS = ("tar", "s3_copy")
-KINDS = ("dir", "s3")
+KINDS = ("dir", "s3", "pod")
 MANIFEST_VERSION = 1
 _FEW = 3  # problems named in one message
 
@@ -205,22 +205,136 @@ class S3Store:
         return S3Store(self.opts._replace(prefix=s3.normalize_prefix(prefix)), self.client)
 
 
-Store = t.Union[DirStore, S3Store]  # noqa: UP007 - ansible-test's pylint evaluates this at run time
+# Run as ``sh -c SCRIPT sh <args>``: paths are positional parameters, never spliced into the script.
+# One line per regular file in the directory and one level below, as DirStore lists it: "<size> <relative name>".
+_POD_LIST = (
+    'cd "$1" 2>/dev/null || { echo "no such directory: $1" >&2; exit 3; }; '
+    'for f in * */*; do [ -f "$f" ] || continue; n=$(wc -c < "$f") || exit 5; printf \'%s %s\\n\' "$n" "$f"; done'
+)
+# Write exactly $1 bytes of stdin to $2 (through a temporary file in the same directory, then rename): the exec
+# protocol cannot close stdin, so head stops at the size.
+_POD_PUT = (
+    'd=$(dirname "$2"); mkdir -p "$d" || exit 5; tmp="$d/.restore.$$"; '
+    'head -c "$1" > "$tmp" || { rm -f "$tmp"; exit 6; }; n=$(wc -c < "$tmp"); '
+    '[ "$n" = "$1" ] || { rm -f "$tmp"; echo "wrote $n of $1 bytes" >&2; exit 7; }; '
+    'chmod 644 "$tmp" && mv -f "$tmp" "$2"'
+)
+_POD_PROBE = 'mkdir -p "$1" && tmp="$1/.restore-probe.$$" && : > "$tmp" && rm -f "$tmp"'
+
+
+class PodStore:
+    """The package directory inside a pypiserver pod (one Ready pod of the release), through pods/exec."""
+
+    kind = "pod"
+
+    def __init__(
+        self, core: t.Any, namespace: str, pod: str, path: str, container: str | None = None, timeout: float = 300
+    ) -> None:
+        if not path.startswith("/"):
+            raise BackupError(f"The pod store needs an absolute path, not {path!r}; give store.path (/data/packages).")
+        self.core, self.namespace, self.pod = core, namespace, pod
+        self.path = path.rstrip("/") or "/"
+        self.container = container
+        self.timeout = timeout
+
+    @property
+    def where(self) -> str:
+        return f"{self.path} in pod {self.pod} (namespace {self.namespace})"
+
+    def _exec(self, command: list[str], **io: t.Any) -> pod_exec.ExecResult:
+        try:
+            return pod_exec.exec_command(
+                self.core, self.namespace, self.pod, command, self.container, self.timeout, **io
+            )
+        except kw.K8sError as exc:
+            raise BackupError(f"{exc} (the package store {self.where})") from None
+
+    def _why(self, res: pod_exec.ExecResult) -> str:
+        lines = (res.stderr.strip() or res.message or "no exit status received").splitlines()
+        return f"exit code {res.exit_code}: {lines[-1]}"
+
+    def files(self) -> dict[str, int]:
+        res = self._exec(["sh", "-c", _POD_LIST, "sh", self.path])
+        if res.exit_code == 3:
+            raise BackupError(
+                f"The package directory {self.path} does not exist in pod {self.pod}; check store.path and the "
+                "volume mount."
+            )
+        if res.exit_code != 0:
+            raise BackupError(f"Cannot list {self.where} ({self._why(res)}); check the pod and its volume.")
+        out: dict[str, int] = {}
+        for line in res.stdout.splitlines():
+            size, _sep, name = line.partition(" ")
+            if size.isdigit() and name:
+                out[name] = int(size)
+        return dict(sorted(out.items()))
+
+    def read(self, name: str) -> t.Any:
+        sink = tempfile.TemporaryFile()  # noqa: SIM115 - the caller closes it
+        try:
+            res = self._exec(["cat", "--", f"{self.path}/{name}"], stdout=sink)
+            if res.exit_code != 0:
+                raise BackupError(f"Cannot read {name} in {self.where} ({self._why(res)}); check the pod.")
+            sink.seek(0)
+        except BaseException:
+            sink.close()
+            raise
+        return sink
+
+    def put(self, name: str, src: str) -> None:
+        with open(src, "rb") as data:
+            size = os.fstat(data.fileno()).st_size
+            res = self._exec(["sh", "-c", _POD_PUT, "sh", str(size), f"{self.path}/{name}"], stdin=data)
+        if res.exit_code != 0:
+            raise BackupError(
+                f"Cannot write {name} to the restore target {self.where} ({self._why(res)}); check that the volume "
+                "is mounted, writable by the pod's user and not full."
+            )
+
+    def check_writable(self) -> None:
+        res = self._exec(["sh", "-c", _POD_PROBE, "sh", self.path])
+        if res.exit_code != 0:
+            raise BackupError(
+                f"The restore target {self.where} is not writable ({self._why(res)}); check the volume mount and "
+                "that the pod's user can write it."
+            )
+
+
+def pod_store(spec: dict[str, t.Any]) -> PodStore:
+    """A PodStore from the module's store options: the named pod or the first Ready pod of ``label_selector``."""
+    if not spec.get("namespace") or not (spec.get("pod") or spec.get("label_selector")):
+        raise BackupError("The pod store needs namespace and pod or label_selector; give them in store.")
+    timeout = float(spec.get("timeout") or 300)
+    try:
+        api = kw.load_client(spec.get("kubeconfig") or None, spec.get("context") or None)
+        core = kw.k8s_client.CoreV1Api(api)
+        name = pod_exec.choose_pod(core, spec["namespace"], spec.get("pod"), spec.get("label_selector"))
+    except kw.K8sError as exc:
+        raise BackupError(f"The pod store cannot be reached: {exc}") from None
+    return PodStore(core, spec["namespace"], name, spec.get("path") or "/data/packages", spec.get("container"), timeout)
+
+
+Store = t.Union[DirStore, S3Store, PodStore]  # noqa: UP007 - ansible-test's pylint evaluates this at run time
 
 
 def make_store(spec: dict[str, t.Any] | None) -> Store:
     """A store from the module's ``store``/``source`` option (kind dir: path; kind s3: the s3_objects options)."""
     if not spec:
-        raise BackupError("No store given; give store with kind dir (path) or s3 (bucket, endpoint_url ...).")
+        raise BackupError(
+            "No store given; give store with kind dir (path), s3 (bucket, endpoint_url ...) or pod (namespace, "
+            "label_selector, path)."
+        )
     kind = spec.get("kind")
     if kind == "dir":
-        return DirStore(spec.get("path") or "")
+        return DirStore(os.path.expanduser(spec.get("path") or ""))
     if kind == "s3":
         if not s3.HAS_BOTO3:
             raise BackupError(
                 "A store of kind s3 needs the Python library boto3 on the controller; install requirements-s3.txt."
             )
         return S3Store(s3.S3Options.from_params(spec))
+    if kind == "pod":
+        return pod_store(spec)
     raise BackupError(f"Unknown store kind {kind!r}; use one of {', '.join(KINDS)}.")
 
 

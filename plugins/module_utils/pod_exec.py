@@ -80,14 +80,46 @@ def _handshake_error(exc: BaseException, namespace: str, pod: str) -> kw.K8sErro
     return kw.api_error(api, namespace, f"exec in pod {pod}")
 
 
+class _Discard:
+    """Stands in for the client's copy of everything it reads (it would hold a whole file in memory)."""
+
+    def write(self, data: t.Any) -> None:
+        del data
+
+    def getvalue(self) -> bytes:
+        return b""
+
+
+STDIN_CHUNK = 256 * 1024
+_STDERR_KEEP = 64 * 1024  # the tail of stderr kept for the message
+
+
 def exec_command(
-    core: t.Any, namespace: str, pod: str, command: list[str], container: str | None = None, timeout: float = 30
+    core: t.Any,
+    namespace: str,
+    pod: str,
+    command: list[str],
+    container: str | None = None,
+    timeout: float = 30,
+    stdin: t.Any = None,
+    stdout: t.Any = None,
 ) -> ExecResult:
-    """Run ``command`` in ``pod`` and collect stdout/stderr until the server closes, or fail at ``timeout``."""
+    """Run ``command`` in ``pod`` and collect stdout/stderr until the server closes, or fail at ``timeout``.
+
+    ``stdin``: a binary file whose whole content is sent to the command. This protocol cannot close stdin, so the
+    command must stop reading on its own (``head -c SIZE``). ``stdout``: a binary file the command's standard output
+    is written to (``ExecResult.stdout`` is then empty), so a large file never sits in memory.
+    """
     if k8s_stream is None:
         raise kw.K8sError("the kubernetes Python client is not installed; pip install kubernetes")
     kwargs: dict[str, t.Any] = dict(
-        command=command, stdin=False, stdout=True, stderr=True, tty=False, _preload_content=False, binary=True
+        command=command,
+        stdin=stdin is not None,
+        stdout=True,
+        stderr=True,
+        tty=False,
+        _preload_content=False,
+        binary=True,
     )
     if container:
         kwargs["container"] = container
@@ -98,8 +130,27 @@ def exec_command(
             client = k8s_stream(core.connect_get_namespaced_pod_exec, pod, namespace, **kwargs)
         except kw.ApiException as exc:
             raise _handshake_error(exc, namespace, pod) from exc
-        chunks: dict[int, bytes] = {1: b"", 2: b"", 3: b""}
+        if hasattr(client, "_all"):
+            client._all = _Discard()
+        out: list[bytes] = []
+        err = bytearray()
+        status = bytearray()
+        sending = stdin is not None
         deadline = time.monotonic() + timeout
+
+        def drain() -> None:
+            data = client.read_channel(1) if 1 in client._channels else b""
+            if data:
+                if stdout is not None:
+                    stdout.write(data)
+                else:
+                    out.append(data)
+            if 2 in client._channels:
+                err.extend(client.read_channel(2))
+                del err[:-_STDERR_KEEP]
+            if 3 in client._channels:
+                status.extend(client.read_channel(3))
+
         try:
             while client.is_open():
                 remaining = deadline - time.monotonic()
@@ -107,12 +158,17 @@ def exec_command(
                     raise kw.K8sError(
                         f"exec in pod {pod} did not finish within {timeout:g}s; raise timeout or check the pod"
                     )
-                client.update(timeout=min(remaining, 1.0))
-                for channel in chunks:
-                    if channel in client._channels:
-                        chunks[channel] += client.read_channel(channel)
-            for channel in chunks:
-                chunks[channel] += client.read_channel(channel) if channel in client._channels else b""
+                if sending:
+                    data = stdin.read(STDIN_CHUNK)
+                    if data:
+                        client.write_channel(0, data)
+                    else:
+                        sending = False
+                    client.update(timeout=0)
+                else:
+                    client.update(timeout=min(remaining, 1.0))
+                drain()
+            drain()
         except (websocket.WebSocketException, OSError) as exc:
             raise kw.K8sError(f"exec in pod {pod} failed: {exc}; check the API server and the pod") from exc
         finally:
@@ -122,17 +178,44 @@ def exec_command(
     code: int | None = None
     message = ""
     try:
-        status = json.loads(chunks[3] or b"{}")
+        parsed = json.loads(bytes(status) or b"{}")
     except ValueError:
-        status = {}
-    if status.get("status") == "Success":
+        parsed = {}
+    if parsed.get("status") == "Success":
         code = 0
-    elif status:
-        message = status.get("message", "")
-        for cause in (status.get("details") or {}).get("causes") or []:
+    elif parsed:
+        message = parsed.get("message", "")
+        for cause in (parsed.get("details") or {}).get("causes") or []:
             if cause.get("reason") == "ExitCode" and str(cause.get("message", "")).isdigit():
                 code = int(cause["message"])
-    return ExecResult(chunks[1].decode("utf-8", "replace"), chunks[2].decode("utf-8", "replace"), code, message)
+    return ExecResult(b"".join(out).decode("utf-8", "replace"), err.decode("utf-8", "replace"), code, message)
+
+
+def choose_pod(core: t.Any, namespace: str, pod: str | None, selector: str | None) -> str:
+    """The named pod (which must exist), or the first Ready pod matching ``selector``."""
+    if pod:
+        try:
+            core.read_namespaced_pod(pod, namespace, _request_timeout=kw.REQUEST_TIMEOUT)
+        except (kw.urllib3.exceptions.HTTPError, OSError) as exc:  # first: ApiException is Exception without the client
+            raise kw.api_error(exc, namespace) from exc
+        except kw.ApiException as exc:
+            if exc.status == 404:
+                raise kw.K8sError(f"pod {pod} does not exist in namespace {namespace}") from exc
+            raise kw.api_error(exc, namespace, f"get pod {pod}") from exc
+        return pod
+    pods = sorted(kw.list_pods(core, namespace, selector or ""), key=lambda x: x.metadata.name)
+    ready = [x for x in pods if kw.pod_ready(x)]
+    if not ready and not pods:
+        raise kw.K8sError(
+            f"no Ready pod matches {selector} in namespace {namespace} (none match); check the selector, that the "
+            f"release is installed in {namespace} (kubectl get pods -n {namespace} --show-labels) and the kubeconfig context"
+        )
+    if not ready:
+        seen = "; ".join(kw.diagnose(x) for x in pods)
+        raise kw.K8sError(
+            f"no Ready pod matches {selector} in namespace {namespace} ({seen}); next: {kw.next_step(pods, namespace)}"
+        )
+    return ready[0].metadata.name
 
 
 def pod_inventory(

@@ -23,12 +23,14 @@ description:
     (an index lists every file with the same sha256); given neither, the backup itself.
   - The playbook C(playbooks/restore_drill.yml) uses it. Every failure is one sentence naming the cause (and the
     file with the sha256 difference) and the next step; credentials never appear in it.
-  - Stores are of O(store.kind) C(dir) or C(s3); the module's store interface is built so a kubernetes pod's
-    package directory can be added as one more kind.
+  - Stores are of O(store.kind) C(dir) (a package directory), C(s3) (the objects under a bucket prefix) or C(pod)
+    (the package directory inside a pypiserver pod of a Kubernetes release, read and written through the
+    C(pods/exec) API as M(pypi_ops.pypiserver.pod_storage) reads it; each file is hashed on the controller).
 author:
   - pypi_ops contributors (@pypi-ops)
 requirements:
   - boto3 (for stores of kind C(s3))
+  - kubernetes (the Python client, for stores of kind C(pod))
 attributes:
   check_mode:
     support: full
@@ -67,13 +69,43 @@ options:
     type: dict
     suboptions: &store_options
       kind:
-        description: V(dir) (a package directory) or V(s3) (the objects under a bucket prefix).
+        description:
+          - V(dir) (a package directory), V(s3) (the objects under a bucket prefix) or V(pod) (the package directory
+            inside a pod).
+          - V(pod) was added in version 0.7.0 together with the module; the pod must have C(sh), C(cat), C(head),
+            C(wc) and C(mv) (the chart's image has them).
         type: str
-        choices: [dir, s3]
+        choices: [dir, s3, pod]
         required: true
       path:
-        description: Kind V(dir) - the package directory.
+        description:
+          - Kind V(dir) - the package directory.
+          - Kind V(pod) - the package directory inside the pod, an absolute path (the chart's is C(/data/packages)).
+        type: str
+      namespace:
+        description: Kind V(pod) - the namespace of the release.
+        type: str
+      pod:
+        description: Kind V(pod) - the pod; mutually exclusive in practice with O(store.label_selector).
+        type: str
+      label_selector:
+        description:
+          - Kind V(pod) - the first Ready pod matching it is used, for example
+            C(app.kubernetes.io/name=pypiserver,app.kubernetes.io/instance=pypi).
+        type: str
+      container:
+        description: Kind V(pod) - the container, when the pod has more than one.
+        type: str
+      kubeconfig:
+        description: Kind V(pod) - the kubeconfig file; the default chain (C(KUBECONFIG), C(~/.kube/config), in-cluster) without it.
         type: path
+      context:
+        description: Kind V(pod) - the kubeconfig context.
+        type: str
+      timeout:
+        description: Kind V(pod) - seconds one command in the pod may take (the listing, or one file read or written).
+        type: float
+        default: 300.0
       endpoint_url:
         description: Kind V(s3) - URL of an S3-compatible server; omit it for AWS S3.
         type: str
@@ -164,6 +196,16 @@ EXAMPLES = r"""
     backup: /backups/pypi-20260101
     store: {kind: dir, path: /srv/pypi-new/packages}
 
+- name: Back up the package directory inside the release's pod (pods/exec)
+  pypi_ops.pypiserver.package_backup:
+    state: backup
+    store:
+      kind: pod
+      namespace: pypi
+      label_selector: app.kubernetes.io/name=pypiserver,app.kubernetes.io/instance=pypi
+      path: /data/packages
+    backup: /backups/pypi-20260101
+
 - name: The restored index serves every file with its sha256
   pypi_ops.pypiserver.package_backup:
     state: verify
@@ -219,7 +261,14 @@ from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint imp
 
 STORE_OPTIONS = dict(
     kind=dict(type="str", choices=list(bk.KINDS), required=True),
-    path=dict(type="path"),
+    path=dict(type="str"),
+    namespace=dict(type="str"),
+    pod=dict(type="str"),
+    label_selector=dict(type="str"),
+    container=dict(type="str"),
+    kubeconfig=dict(type="path"),
+    context=dict(type="str"),
+    timeout=dict(type="float", default=300.0),
     endpoint_url=dict(type="str"),
     region=dict(type="str", default="us-east-1"),
     bucket=dict(type="str"),

@@ -114,33 +114,6 @@ from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.args_common im
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.entrypoint import Library, run_module
 
 
-def choose_pod(core: t.Any, namespace: str, pod: str | None, selector: str | None) -> str:
-    """The named pod (which must exist), or the first Ready pod matching ``selector``."""
-    if pod:
-        try:
-            core.read_namespaced_pod(pod, namespace, _request_timeout=kw.REQUEST_TIMEOUT)
-        except (kw.urllib3.exceptions.HTTPError, OSError) as exc:  # first: ApiException is Exception without the client
-            raise kw.api_error(exc, namespace) from exc
-        except kw.ApiException as exc:
-            if exc.status == 404:
-                raise kw.K8sError(f"pod {pod} does not exist in namespace {namespace}") from exc
-            raise kw.api_error(exc, namespace, f"get pod {pod}") from exc
-        return pod
-    pods = sorted(kw.list_pods(core, namespace, selector or ""), key=lambda x: x.metadata.name)
-    ready = [x for x in pods if kw.pod_ready(x)]
-    if not ready and not pods:
-        raise kw.K8sError(
-            f"no Ready pod matches {selector} in namespace {namespace} (none match); check the selector, that the "
-            f"release is installed in {namespace} (kubectl get pods -n {namespace} --show-labels) and the kubeconfig context"
-        )
-    if not ready:
-        seen = "; ".join(kw.diagnose(x) for x in pods)
-        raise kw.K8sError(
-            f"no Ready pod matches {selector} in namespace {namespace} ({seen}); next: {kw.next_step(pods, namespace)}"
-        )
-    return ready[0].metadata.name
-
-
 def run(module: AnsibleModule) -> dict[str, t.Any]:
     p = module.params
     ns = p["namespace"]
@@ -149,7 +122,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     api = kw.load_client(p["kubeconfig"], p["context"])
     core = kw.k8s_client.CoreV1Api(api)
     kw.check_namespace(core, ns)
-    name = choose_pod(core, ns, p["pod"], p["label_selector"])
+    name = pod_exec.choose_pod(core, ns, p["pod"], p["label_selector"])
     files = pod_exec.pod_inventory(core, ns, name, p["path"], p["container"], p["timeout"])
     found, problem = storage.verdict(files, p["expect"], f"{p['path']} in pod {name}")
     result = {"changed": False, "pod": name, **found}

@@ -15,12 +15,15 @@ naming what is missing; under CI=true that is a failure instead, so these tests 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import tarfile
 import time
 import typing as t
 import urllib.request
@@ -750,6 +753,267 @@ def test_upgrade_drill_to_a_missing_image_rolls_back_and_the_old_release_still_s
     assert pods[0]["spec"]["containers"][0]["image"] == "localhost/pypiops/pypiserver:2.3.2"
     assert all(c["ready"] for c in pods[0]["status"]["containerStatuses"])
     assert "<html" in _pod_listing(namespace, pods[0]["metadata"]["name"], "/simple/").lower()
+
+
+# ------------------------------------------------------------------------------------------------ diagnostics
+
+
+def _bundle_files(report_dir: Path) -> dict[str, str]:
+    """Every file of a run's report directory (the bundle included), relative path -> text."""
+    return {
+        str(p.relative_to(report_dir)): p.read_text(errors="replace")
+        for p in sorted(report_dir.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _rfc3339(stamp: str) -> float:
+    import datetime
+
+    return datetime.datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", stamp.replace("Z", "+00:00"))).timestamp()
+
+
+def _no_secret(files: dict[str, str], secret: str, user: str) -> None:
+    import base64
+
+    forms = {
+        secret,
+        base64.b64encode(secret.encode()).decode().rstrip("="),
+        base64.b64encode(f"{user}:{secret}".encode()).decode().rstrip("="),
+    }
+    leaks = {name: form for name, text in files.items() for form in forms if form in text}
+    assert leaks == {}, f"secret leaked into {sorted(leaks)}"
+
+
+def test_crashloop_run_leaves_a_diagnostics_bundle_naming_the_pod_and_its_previous_log(cluster, namespace, tmp_path):
+    """pypiserver started with an option it does not know exits at once; the kubelet restarts it into
+    CrashLoopBackOff, helm's wait fails the deploy, and the bundle written before the teardown names the pod, the
+    container and CrashLoopBackOff, holds the crashed container's log with pypiserver's own error, the namespace's
+    events and the pod's describe, links from summary.md and the failed JUnit entry, and holds no form of the
+    password."""
+    secret = "Cr4shL00p-" + uuid.uuid4().hex[:12]
+    t0 = time.monotonic()
+    run = run_playbook(
+        VERIFY,
+        tmp_path,
+        k8s_vars(
+            cluster,
+            namespace,
+            tmp_path,
+            pypi_password=secret,
+            pypi_k8s_wait_timeout="60s",
+            pypi_k8s_values={"extraArgs": ["--no-such-option"]},
+        ),
+        args=["--tags", "connection"],
+        timeout=600,
+    )
+    took = time.monotonic() - t0
+    assert run.rc != 0
+    assert run.results["deploy"]["status"] == "failed", run.results
+    report = run.report_dir
+    bundle = report / "diagnostics"
+    index = (bundle / "index.md").read_text()
+    cause = next(line for line in index.splitlines() if line.startswith("- **cause**:"))
+    assert "CrashLoopBackOff" in cause and "container pypiserver" in cause, index
+    pod = re.search(r"pod (pypi-pypiserver-[a-z0-9]+-[a-z0-9]+) container pypiserver", cause)
+    assert pod, cause
+    name = pod.group(1)
+    # the crashed container's own log: pypiserver's (argparse's) error about the option, with the run that wrote it
+    previous = (bundle / "kubernetes" / "logs" / f"{name}.previous.log").read_text()
+    assert "--previous" in previous and "(rc 0)" in previous, previous
+    assert "unrecognized arguments: --no-such-option" in previous, previous
+    assert "; the previous container's last log line: pypi-server: error: unrecognized arguments" in cause, cause
+    events = (bundle / "kubernetes" / "events.txt").read_text()
+    assert f"Warning BackOff pod/{name}" in events and f"Started pod/{name}" in events, events
+    stamps = [line.split()[0] for line in events.splitlines()[1:] if line.strip()]
+    assert len(stamps) >= 4 and stamps == sorted(stamps, key=_rfc3339), events  # oldest first, every event
+    describe = (bundle / "kubernetes" / "describe-pods.txt").read_text()
+    assert re.search(rf"^Name: +{name}$", describe, re.M) and "CrashLoopBackOff" in describe, describe
+    assert "--no-such-option" in describe
+    for listed in ("kubernetes/events.txt", "kubernetes/describe-pods.txt", f"kubernetes/logs/{name}.previous.log"):
+        assert f"]({listed})" in index, listed
+    # linked from the report files, the failed testcase included
+    assert "diagnostics/index.md" in (report / "summary.md").read_text()
+    import xml.etree.ElementTree as ET
+
+    case = next(c for c in ET.parse(report / "junit.xml").getroot().iter("testcase") if c.get("name") == "deploy")
+    failure = case.find("failure")
+    assert failure is not None and "diagnostics: diagnostics/index.md" in (failure.text or ""), ET.tostring(case)
+    _no_secret(_bundle_files(report), secret, "pypi-ops")
+    assert took < 400, f"the run took {took:.0f} s for a 60 s helm wait"  # bounded, not a benchmark
+    print(f"crash-loop run with its diagnostics: {took:.0f} s")
+
+
+def test_diagnostics_keep_the_helm_test_pods_logs_and_the_pv_and_name_a_failed_helm_test(
+    cluster, namespace, tmp_path, run_module
+):
+    """The chart's storage and connection helm tests run in the cluster (helm test --filter); the diagnostics module
+    then finds their pods by the helm.sh/hook annotation and the release's instance label and keeps their logs, and
+    describes the PV bound to the release's PVC. With auth on, no form of the password is in the bundle. Then the
+    server is scaled to 0 and the connection test fails for real: the bundle names the missing pod and the failed
+    test pod with its last log line."""
+    from ansible_collections.pypi_ops.pypiserver.plugins.modules import diagnostics
+
+    t0 = time.monotonic()
+    helm = [str(VENV_BIN / "helm3"), "--kubeconfig", str(cluster.kubeconfig), "-n", namespace]
+    secret = "D1agn0st-" + uuid.uuid4().hex[:12]
+    install = subprocess.run(
+        [*helm, "install", "diag", str(ROOT / "charts" / "pypiserver"), "--create-namespace", "--wait",
+         "--timeout", "300s", "-f", str(cluster.values_file), "--set", "auth.enabled=true",
+         "--set", "auth.username=diag", "-f", "-"],
+        input=json.dumps({"auth": {"password": secret}}), capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    tested = subprocess.run(
+        [*helm, "test", "diag", "--timeout", "240s", "--filter", "name=diag-pypiserver-test-storage",
+         "--filter", "name=diag-pypiserver-test-connection"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    claim = json.loads(kubectl("-n", namespace, "get", "pvc", "diag-pypiserver", "-o", "json").stdout)
+    volume = claim["spec"]["volumeName"]
+
+    def collect(dest: Path) -> dict[str, t.Any]:
+        return run_module(
+            diagnostics,
+            {
+                "dest": str(dest),
+                "target": "kubernetes",
+                "results": [{"id": "helm_test", "status": "failed", "reason": "forced, to collect a bundle"}],
+                "release_namespace": namespace,
+                "release": "diag",
+                "selector": "app.kubernetes.io/name=pypiserver,app.kubernetes.io/instance=diag",
+                "kubeconfig": str(cluster.kubeconfig),
+                "kubectl": str(KUBECTL),
+                "helm": str(VENV_BIN / "helm3"),
+                "username": "diag",
+                "password": secret,
+                "timeout": 90,
+            },
+        )
+
+    result = collect(tmp_path / "reports")
+    assert not result.failed and not result["timed_out"], result
+    bundle = tmp_path / "reports" / "diagnostics"
+    files = set(result["files"])
+    said = {  # what each test pod's script prints when it passes
+        "diag-pypiserver-test-storage": "storage at /data/packages is writable and deletable by uid 9898",
+        "diag-pypiserver-test-connection": "GET /health -> Ok",
+    }
+    for test_pod, line in said.items():
+        assert f"kubernetes/logs/{test_pod}.log" in files, files
+        log = (bundle / "kubernetes" / "logs" / f"{test_pod}.log").read_text()
+        assert "(rc 0)" in log and line in log, log
+        assert f"## pod {test_pod}: Succeeded" in (bundle / "kubernetes" / "pods.md").read_text()
+    assert "test-simple-index.log" not in " ".join(files)  # not run, so no pod: nothing invented
+    servers = [f for f in files if f.startswith("kubernetes/logs/diag-pypiserver-") and "-test-" not in f]
+    assert len(servers) == 1, files
+    assert not any(f.endswith(".previous.log") for f in files), files  # nothing restarted
+    pv = (bundle / "kubernetes" / "describe-pv.txt").read_text()
+    assert "(rc 0)" in pv and re.search(rf"^Name: +{volume}$", pv, re.M), pv
+    assert f"Claim:           {namespace}/diag-pypiserver" in pv, pv
+    assert "STATUS: deployed" in (bundle / "kubernetes" / "helm-status.txt").read_text()
+    assert result["causes"] == [], result["causes"]  # a healthy release: nothing invented
+    _no_secret(_bundle_files(tmp_path / "reports"), secret, "diag")
+
+    # no server: the connection test fails (curl gives up), and the bundle says both
+    kubectl("-n", namespace, "scale", "deployment", "diag-pypiserver", "--replicas=0")
+    kubectl("-n", namespace, "wait", "--for=delete", "pod", "-l", "app.kubernetes.io/name=pypiserver",
+            "--timeout=90s", timeout=120)  # fmt: skip
+    failed = subprocess.run(
+        [*helm, "test", "diag", "--timeout", "120s", "--filter", "name=diag-pypiserver-test-connection"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert failed.returncode != 0, failed.stdout
+    broken = collect(tmp_path / "broken")
+    causes = broken["causes"]
+    assert causes[0] == f"no pod of release diag exists in namespace {namespace}", causes
+    assert any(
+        re.fullmatch(r"pod diag-pypiserver-test-connection container health exited \d+ \(Error\); "
+                     r"its last log line: curl: \(\d+\) .+", c) for c in causes
+    ), causes  # fmt: skip
+    assert "Failed" in (tmp_path / "broken" / "diagnostics" / "kubernetes" / "pods.md").read_text()
+    _no_secret(_bundle_files(tmp_path / "broken"), secret, "diag")
+    print(f"helm test (storage, connection), a failed one, and two bundles: {time.monotonic() - t0:.0f} s")
+
+
+# ------------------------------------------------------------------------------------------------ restore drill
+
+
+RESTORE_DRILL = ROOT / "playbooks" / "restore_drill.yml"
+RESTORE_ROWS = ["deploy", "backup", "deploy_fresh", "restore", "files_intact", "install"]
+
+
+def _helm_releases(namespace: str) -> list[str]:
+    proc = subprocess.run(
+        [str(VENV_BIN / "helm3"), "--kubeconfig", str(STATE / "kubeconfig"), "list", "-n", namespace, "-a", "-q"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return proc.stdout.split()
+
+
+def test_restore_drill_from_the_pod_into_a_fresh_release_and_a_tampered_backup(cluster, namespace, tmp_path):
+    """The package directory of the release's pod backed up through pods/exec (every file hashed), a fresh release of
+    the same chart on a new claim, the backup restored into its pod, every file served by the fresh release with the
+    backed-up sha256 and pip installing the probe from it; the fresh release, its claim and the source release are
+    gone afterwards. Then the same backup altered after the fact is refused, naming the file and both sha256s."""
+    backups = tmp_path / "backups"
+    t0 = time.monotonic()
+    run = run_playbook(
+        RESTORE_DRILL, tmp_path / "a", k8s_vars(cluster, namespace, tmp_path / "a", pypi_backup_dir=str(backups)),
+        timeout=1200,
+    )  # fmt: skip
+    took = time.monotonic() - t0
+    assert run.rc == 0, run.output[-5000:]
+    assert list(run.results) == RESTORE_ROWS, run.results
+    assert all(row["status"] == "passed" for row in run.results.values()), run.results
+    (backup_dir,) = [p for p in backups.iterdir() if p.is_dir()]
+    manifest = json.loads((backup_dir / "manifest.json").read_text())
+    assert manifest["format"] == "tar" and manifest["source"]["kind"] == "pod", manifest["source"]
+    assert manifest["source"]["where"].startswith("/data/packages in pod pypi-pypiserver-"), manifest["source"]
+    assert manifest["source"]["where"].endswith(f"(namespace {namespace})"), manifest["source"]
+    names = {f["name"]: f["sha256"] for f in manifest["files"]}
+    # the backup checked independently of the code under test
+    with tarfile.open(backup_dir / "packages.tar.gz") as tar:
+        assert {m.name: hashlib.sha256(tar.extractfile(m).read()).hexdigest() for m in tar if m.isfile()} == names
+    wheels = [n for n in names if n.endswith(".whl") and n.startswith("pypiops_probe_")]
+    assert wheels, names
+    fresh = run.results["deploy_fresh"]["reason"]
+    assert "fresh release pypi-restore (pod pypi-restore-pypiserver-" in fresh, fresh
+    assert f"claim pypi-restore-pypiserver) in namespace {namespace}" in fresh, fresh
+    assert f"restored {len(names)} file(s)" in run.results["restore"]["reason"], run.results["restore"]
+    assert f"serves all {len(names)} file(s) of the manifest" in run.results["files_intact"]["reason"]
+    assert "from the restored index only" in run.results["install"]["reason"]
+    # nothing of the drill is left in the namespace: no release (pypi_k8s_uninstall), no fresh claim
+    assert _helm_releases(namespace) == []
+    claims = json.loads(kubectl("-n", namespace, "get", "pvc", "-o", "json").stdout)["items"]
+    assert "pypi-restore-pypiserver" not in [c["metadata"]["name"] for c in claims], claims
+    assert not list((tmp_path / "a").glob("**/forward/*.pid")), "the fresh release's port-forward is left"
+    print(f"restore drill on kubernetes: {took:.0f} s, {len(names)} file(s)")
+
+    # the backup altered after it was taken: refused before anything is restored, naming the file and both sha256s
+    wheel = wheels[0]
+    archive = backup_dir / "packages.tar.gz"
+    with tarfile.open(archive) as tar:
+        members = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in members:
+            body = b"tampered wheel" if name == wheel else data
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    bad = run_playbook(
+        RESTORE_DRILL, tmp_path / "b",
+        k8s_vars(cluster, namespace, tmp_path / "b", pypi_restore_from=str(backup_dir)), timeout=900,
+    )  # fmt: skip
+    assert bad.rc != 0
+    assert bad.results["backup"]["status"] == "failed", bad.results
+    tampered = hashlib.sha256(b"tampered wheel").hexdigest()
+    reason = json.loads((bad.report_dir / "results.json").read_text())["tests"]
+    reason = next(r["reason"] for r in reason if r["id"] == "backup")
+    assert f"{wheel} has sha256 {tampered} in the backup, the manifest says {names[wheel]}" in reason, reason
+    assert [bad.results[r]["status"] for r in RESTORE_ROWS[2:]] == ["skipped"] * 4
+    assert _helm_releases(namespace) == []
 
 
 # ------------------------------------------------------------------------------------------------ down

@@ -126,9 +126,10 @@ def test_restore_drill_on_local_s3_keeps_a_running_target(tmp_path, require_fuse
     assert left_behind(tmp_path) == []
 
 
-def test_restore_drill_refuses_the_url_and_kubernetes_targets(tmp_path):
+def test_restore_drill_refuses_the_url_target_and_s3_on_the_node(tmp_path):
+    """The kubernetes drill itself runs on the real cluster (tests/cluster/test_real_cluster.py)."""
     url = run_playbook(DRILL, tmp_path / "u", {"pypi_target": "url", "pypi_url": "http://127.0.0.1:9/"})
     assert url.rc != 0 and "gives no access to the package store" in url.output
-    k8s = run_playbook(DRILL, tmp_path / "k", {"pypi_target": "kubernetes"})
-    assert k8s.rc != 0 and "pypi_target kubernetes is not supported yet" in k8s.output
+    k8s = run_playbook(DRILL, tmp_path / "k", {"pypi_target": "kubernetes", "pypi_k8s_s3_node_mount": True})
+    assert k8s.rc != 0 and "drills the chart's claim (persistence.type pvc); drop pypi_k8s_s3_node_mount" in k8s.output
     assert not (tmp_path / "u" / "state").exists() and not (tmp_path / "k" / "state").exists()
