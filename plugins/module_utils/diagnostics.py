@@ -37,7 +37,7 @@ import time
 import typing as t
 import urllib.parse
 
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_s3, local_server
 
 BUNDLE_DIR = "diagnostics"
 INDEX = "index.md"
@@ -577,10 +577,11 @@ def collect_s3(c: Collector, s3_dir: str) -> None:
             c.bundle.cause(f"the S3 server (moto, process {moto.get('pid')}) is not running")
         for pid, token, mnt in mounts:
             proc = process_state(pid, token, c.bundle.redactor)
-            mounted = bool(mnt) and os.path.ismount(str(mnt))
+            mounted = bool(mnt) and local_s3.is_mount(str(mnt))
+            dead = mounted and not os.path.ismount(str(mnt))  # in the mount table, but nothing answers behind it
             lines.append(
                 f"- s3fs PID {pid}: {'alive' if proc.get('alive') else 'NOT running (' + str(proc.get('why')) + ')'}; "
-                f"{mnt}: {'mounted' if mounted else 'NOT mounted'}"
+                f"{mnt}: {('a dead mount (nothing serves it)' if dead else 'mounted') if mounted else 'NOT mounted'}"
             )
             if not proc.get("alive"):
                 c.bundle.cause(f"s3fs process {pid} (mount {mnt}) is not running")

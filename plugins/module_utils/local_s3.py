@@ -13,6 +13,7 @@ in any argv.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,10 +71,10 @@ def describe(state: dict[str, t.Any] | None) -> dict[str, t.Any]:
         return {"running": False}
     moto_ok = ls.pid_alive(state.get("moto_pid"), state.get("moto_token"))
     s3fs_ok = ls.pid_alive(state.get("s3fs_pid"), state.get("s3fs_token"))
-    mounted = os.path.ismount(state.get("mountpoint", ""))
+    mounted = is_mount(state.get("mountpoint", ""))
     extra = state.get("extra_mounts") or []
     extra_ok = all(
-        ls.pid_alive(m.get("s3fs_pid"), m.get("s3fs_token")) and os.path.ismount(m.get("mountpoint", "")) for m in extra
+        ls.pid_alive(m.get("s3fs_pid"), m.get("s3fs_token")) and is_mount(m.get("mountpoint", "")) for m in extra
     )
     return {
         "running": moto_ok and s3fs_ok and mounted and extra_ok,
@@ -220,16 +221,37 @@ def _mount(
     return s3fs.pid, s3fs_token
 
 
+def is_mount(path: str) -> bool:
+    """Whether ``path`` is a mount point, a dead FUSE mount included: os.path.ismount cannot stat one (its s3fs is
+    gone, "Transport endpoint is not connected") and says False, so the kernel's mount table is read too."""
+    if not path:
+        return False
+    if os.path.ismount(path):
+        return True
+    target = os.path.abspath(path)
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as table:
+            for line in table:
+                fields = line.split()
+                # the table escapes space, tab, newline and backslash in octal
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1]) if len(fields) > 1 else ""
+                if point == target:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
 def unmount(path: str) -> bool:
     """Unmount ``path`` (a lazy unmount if it is busy). True when it is no longer a mount."""
-    if not os.path.ismount(path):
+    if not is_mount(path):
         return True
     for argv in (["umount", path], ["fusermount3", "-u", path], ["fusermount", "-u", path], ["umount", "-l", path]):
         if shutil.which(argv[0]):
             subprocess.run(argv, capture_output=True, check=False, timeout=30)
-            if not os.path.ismount(path):
+            if not is_mount(path):
                 return True
-    return not os.path.ismount(path)
+    return not is_mount(path)
 
 
 def stop(state_dir: str) -> dict[str, t.Any]:

@@ -3,6 +3,8 @@
 - a crashed local server: verify.yml on the local target while a watcher kills pypiserver by PID (SIGKILL) once the
   run has built its probe; the run fails and ``diagnostics/`` names the dead process and holds its log's tail, which
   the teardown removes from the state dir right after;
+- a lost s3fs mount on local_s3: s3fs killed by PID the same way; the bundle names the dead s3fs process and holds
+  the S3 state and log tails, with neither the password nor the S3 secret key in it;
 - a 500 from a url target: a real pypiserver behind a FaultProxy that answers 500 (echoing the request's
   Authorization header, as a leaky error page would) for ``/simple/``; the bundle has the request and the response
   (status 500, headers without Authorization, the body's head) and every report file links it;
@@ -123,6 +125,68 @@ def test_a_crashed_local_server_is_named_with_its_log_tail(crashed_run):
     assert "local/df.txt" in files and "available:" in files["local/df.txt"]
     assert_no_secret(files, secrets)
     assert "- Diagnostics: diagnostics/index.md" in (run.report_dir / "summary.md").read_text()
+
+
+# ---------------------------------------------------------------- a lost s3fs mount (local_s3)
+
+
+class MountKiller(Killer):
+    """Kills the run's s3fs by PID once the probe wheel is built: the package directory becomes a dead FUSE mount."""
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 300
+        while not self.done.is_set() and time.monotonic() < deadline:
+            state = self.tmp / "state" / "s3" / "s3.json"
+            wheels = list((self.tmp / "work").glob("*/dist/*/*.whl"))
+            if state.exists() and wheels:
+                try:
+                    pid = int(json.loads(state.read_text())["s3fs_pid"])
+                    os.kill(pid, signal.SIGKILL)
+                    self.killed = pid
+                except (OSError, ValueError, KeyError) as exc:
+                    self.error = f"could not kill s3fs: {exc}"
+                return
+            time.sleep(0.02)
+        self.error = "the probe was never built"
+
+
+@pytest.mark.slow
+def test_a_lost_s3fs_mount_on_local_s3_is_named_with_the_s3_logs(tmp_path, require_fuse):
+    secrets = [recognizable("password"), recognizable("s3secret")]
+    killer = MountKiller(tmp_path)
+    killer.start()
+    try:
+        run = run_playbook(
+            VERIFY,
+            tmp_path,
+            {"pypi_target": "local_s3"},
+            args=[
+                "--tags",
+                "upload,download",
+                *vars_file(
+                    tmp_path,
+                    {"pypi_password": secrets[0], "pypi_username": USER, "pypi_local_s3_secret_key": secrets[1]},
+                ),
+            ],
+        )
+    finally:
+        killer.done.set()
+        killer.join(5)
+    assert killer.killed, killer.error
+    assert run.rc != 0, run.output[-3000:]
+    assert "failed" in {r["status"] for r in run.results.values()}, run.results
+    files = bundle_files(run.report_dir)
+    index = files["index.md"]
+    assert f"s3fs process {killer.killed} (mount " in index and ") is not running" in index, index
+    state = files["s3/state.md"]
+    assert f"s3fs PID {killer.killed}: NOT running" in state and "moto PID " in state, state
+    assert "a dead mount (nothing serves it)" in state, state  # os.path.ismount cannot see a dead FUSE mount
+    assert [n for n in files if n.startswith("s3/") and n.endswith(".log")], sorted(files)  # the s3fs/moto tails
+    assert "local/server.log" in files  # the pypiserver that wrote to the dead mount
+    assert_no_secret(files, secrets)
+    # the teardown still ran after the collection: no mount is left under the run's directory
+    with open("/proc/mounts", encoding="utf-8") as mounts:
+        assert not [line for line in mounts if str(tmp_path) in line]
 
 
 # ---------------------------------------------------------------- a 500 from a url target
