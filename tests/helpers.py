@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+import tarfile
 import time
 import typing as t
 import xml.etree.ElementTree as ET
@@ -104,3 +106,15 @@ def relay_body(req: BaseHTTPRequestHandler, conn: http.client.HTTPConnection | N
             conn.send(block)
         remaining -= len(block)
     return length - remaining
+
+
+def rewrite_tar_member(archive: Path, member: str, body: bytes) -> None:
+    """Rewrite ``archive`` (tar.gz) with ``member``'s content replaced by ``body``: a backup altered after the fact."""
+    with tarfile.open(archive) as tar:
+        members = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]  # type: ignore[union-attr]
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in members:
+            content = body if name == member else data
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import re
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, VENV_BIN, run_playbook
+from tests.helpers import ROOT, VENV_BIN, rewrite_tar_member, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.xdist_group("cluster"), pytest.mark.timeout(3600)]
 
@@ -993,15 +992,7 @@ def test_restore_drill_from_the_pod_into_a_fresh_release_and_a_tampered_backup(c
 
     # the backup altered after it was taken: refused before anything is restored, naming the file and both sha256s
     wheel = wheels[0]
-    archive = backup_dir / "packages.tar.gz"
-    with tarfile.open(archive) as tar:
-        members = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
-    with tarfile.open(archive, "w:gz") as tar:
-        for name, data in members:
-            body = b"tampered wheel" if name == wheel else data
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
+    rewrite_tar_member(backup_dir / "packages.tar.gz", wheel, b"tampered wheel")
     bad = run_playbook(
         RESTORE_DRILL, tmp_path / "b",
         k8s_vars(cluster, namespace, tmp_path / "b", pypi_restore_from=str(backup_dir)), timeout=900,

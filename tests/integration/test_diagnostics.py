@@ -61,7 +61,11 @@ def vars_file(tmp: Path, values: dict[str, t.Any]) -> list[str]:
 
 
 class Killer(threading.Thread):
-    """Kills the run's pypiserver by PID once the probe wheel is built (the upload test is about to send it)."""
+    """Kills a process of the run by PID once the probe wheel is built (the upload test is about to send it): by
+    default pypiserver, whose PID is ``pid`` in ``state/server.json``."""
+
+    state_file = ("state", "server.json")
+    pid_key = "pid"
 
     def __init__(self, tmp: Path):
         super().__init__(daemon=True)
@@ -73,15 +77,15 @@ class Killer(threading.Thread):
     def run(self) -> None:
         deadline = time.monotonic() + 300
         while not self.done.is_set() and time.monotonic() < deadline:
-            state = self.tmp / "state" / "server.json"
+            state = self.tmp.joinpath(*self.state_file)
             wheels = list((self.tmp / "work").glob("*/dist/*/*.whl"))
             if state.exists() and wheels:
                 try:
-                    pid = int(json.loads(state.read_text())["pid"])
+                    pid = int(json.loads(state.read_text())[self.pid_key])
                     os.kill(pid, signal.SIGKILL)
                     self.killed = pid
                 except (OSError, ValueError, KeyError) as exc:
-                    self.error = f"could not kill the server: {exc}"
+                    self.error = f"could not kill {self.pid_key}: {exc}"
                 return
             time.sleep(0.02)
         self.error = "the probe was never built"
@@ -131,23 +135,10 @@ def test_a_crashed_local_server_is_named_with_its_log_tail(crashed_run):
 
 
 class MountKiller(Killer):
-    """Kills the run's s3fs by PID once the probe wheel is built: the package directory becomes a dead FUSE mount."""
+    """Kills the run's s3fs: the package directory becomes a dead FUSE mount."""
 
-    def run(self) -> None:
-        deadline = time.monotonic() + 300
-        while not self.done.is_set() and time.monotonic() < deadline:
-            state = self.tmp / "state" / "s3" / "s3.json"
-            wheels = list((self.tmp / "work").glob("*/dist/*/*.whl"))
-            if state.exists() and wheels:
-                try:
-                    pid = int(json.loads(state.read_text())["s3fs_pid"])
-                    os.kill(pid, signal.SIGKILL)
-                    self.killed = pid
-                except (OSError, ValueError, KeyError) as exc:
-                    self.error = f"could not kill s3fs: {exc}"
-                return
-            time.sleep(0.02)
-        self.error = "the probe was never built"
+    state_file = ("state", "s3", "s3.json")
+    pid_key = "s3fs_pid"
 
 
 @pytest.mark.slow

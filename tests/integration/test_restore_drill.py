@@ -9,7 +9,6 @@ no process whose command line names the run's directory, no mount under it, no s
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tarfile
@@ -20,7 +19,7 @@ import requests
 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_s3
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls
-from tests.helpers import ROOT, run_playbook
+from tests.helpers import ROOT, rewrite_tar_member, run_playbook
 
 DRILL = ROOT / "playbooks" / "restore_drill.yml"
 ROWS = ["deploy", "backup", "deploy_fresh", "restore", "files_intact", "install"]
@@ -77,15 +76,7 @@ def test_restore_drill_on_local_and_a_tampered_backup(tmp_path):
     assert not (tmp_path / "a" / "state").exists() and not (tmp_path / "a" / "state-restore").exists()
 
     # a file altered in the backup after it was taken: the drill refuses it, naming the file and both sha256s
-    archive = backup_dir / "packages.tar.gz"
-    with tarfile.open(archive) as tar:
-        members = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
-    with tarfile.open(archive, "w:gz") as tar:
-        for name, data in members:
-            body = b"tampered wheel" if name == wheel else data
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
+    rewrite_tar_member(backup_dir / "packages.tar.gz", wheel, b"tampered wheel")
     bad = run_playbook(DRILL, tmp_path / "b", {"pypi_restore_from": str(backup_dir)})
     assert bad.rc != 0
     reason = bad.results["backup"]["reason"]
