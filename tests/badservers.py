@@ -175,12 +175,14 @@ class BadServer(_Managed):
     - ``json``: GET answers 200 with JSON that is not a PEP 691 document, POST 405 (a status API);
     - ``redirect_loop``: answers 302 from ``/loop-a`` to ``/loop-b`` and back, from any other path to ``/loop-a``;
     - ``trickle``: answers 200 with a Content-Length of 1 MiB and sends 1 KiB every ``delay`` seconds (a link that
-      is slow but moving: never a stall).
+      is slow but moving: never a stall);
+    - ``flood``: GET answers 200 text/html, chunked, with links without end (up to 1 GiB) as fast as the client
+      reads; ``sent`` counts the bytes it got rid of.
 
     ``tls`` (an ``ssl.SSLContext`` from ``Certs.server_context``) serves the same over HTTPS.
     """
 
-    BEHAVIOURS = ("silent", "slow", "status", "html", "json", "redirect_loop", "trickle")
+    BEHAVIOURS = ("silent", "slow", "status", "html", "json", "redirect_loop", "trickle", "flood")
 
     def __init__(
         self,
@@ -195,6 +197,7 @@ class BadServer(_Managed):
         self.behaviour = behaviour
         self.status = status
         self.delay = delay
+        self.sent = 0
 
         class Handler(_Handler):
             def handle(self) -> None:
@@ -234,6 +237,21 @@ class BadServer(_Managed):
                 except OSError:
                     break
                 sent += 1024
+            req.close_connection = True
+        elif self.behaviour == "flood":
+            req.send_response(200)
+            req.send_header("Content-Type", "text/html")
+            req.send_header("Transfer-Encoding", "chunked")
+            req.end_headers()
+            line = b'<a href="/packages/flood-1.0.tar.gz#sha256=' + b"0" * 64 + b'">flood-1.0.tar.gz</a><br>\n'
+            block = line * (65536 // len(line))
+            chunk = f"{len(block):x}\r\n".encode() + block + b"\r\n"
+            while self.sent < (1 << 30) and not req.server.stopping.is_set():
+                try:
+                    req.wfile.write(chunk)
+                except OSError:
+                    break
+                self.sent += len(block)
             req.close_connection = True
         elif self.behaviour == "status":
             req._answer(self.status, f"<html><body><h1>{self.status} Server Error</h1></body></html>".encode())

@@ -94,9 +94,54 @@ class ClientOptions(t.NamedTuple):
         return self.ca_path or True
 
 
+# The most one answer read whole (not streamed) may hold: an index page, a listing, an error page. A project page
+# with ten thousand files is about 2 MiB; anything larger is not an index page, and reading it all could exhaust
+# the controller's memory. Package files are always streamed (bounds.read_body), never capped by this.
+BODY_CAP = 64 * 1024 * 1024
+
+
+if HAS_REQUESTS:
+
+    class BodyTooLarge(requests.exceptions.RequestException):
+        """An answer read whole was larger than BODY_CAP; ``str()`` is the one sentence to show. A RequestException,
+        so every handler of a failed request handles it too."""
+
+    class CappedSession(requests.Session):
+        """A Session whose answers read whole stop at ``body_cap`` bytes (BodyTooLarge); streamed ones are the
+        caller's to bound."""
+
+        body_cap = BODY_CAP
+
+        def request(self, method: str, url: str, *args: t.Any, **kwargs: t.Any) -> t.Any:  # type: ignore[override]
+            if kwargs.get("stream"):
+                return super().request(method, url, *args, **kwargs)
+            kwargs["stream"] = True
+            resp = super().request(method, url, *args, **kwargs)
+            chunks: list[bytes] = []
+            size = 0
+            try:
+                for chunk in resp.iter_content(1024 * 1024):
+                    size += len(chunk)
+                    if size > self.body_cap:
+                        raise BodyTooLarge(
+                            f"{redact_url(resp.url or url)} sent more than {self.body_cap // 1048576} MiB in one "
+                            "answer, far more than any index page; it is not an index page or the server misbehaves: "
+                            "check the URL and the server."
+                        )
+                    chunks.append(chunk)
+            except BaseException:
+                resp.close()
+                raise
+            resp._content = b"".join(chunks)
+            resp._content_consumed = True  # type: ignore[attr-defined]
+            resp.close()  # the body is read: the connection goes back to the pool
+            return resp
+
+
 def make_session(opts: ClientOptions, pool: int = 4, max_redirects: int = 10) -> requests.Session:
-    """A requests session with auth, TLS settings and no proxy/netrc surprises."""
-    session = requests.Session()
+    """A requests session with auth, TLS settings and no proxy/netrc surprises; an answer read whole is capped
+    at BODY_CAP (BodyTooLarge)."""
+    session = CappedSession()
     session.trust_env = False  # no ~/.netrc, no proxy env: talk to the server under test only
     session.headers["User-Agent"] = USER_AGENT
     session.max_redirects = max_redirects
@@ -119,6 +164,8 @@ def describe_error(exc: BaseException, url: str, opts: ClientOptions | None = No
 
     The option names are the modules' (``ca_path``); the verify.yml variable follows in parentheses.
     """
+    if isinstance(exc, BodyTooLarge):
+        return str(exc)
     safe = redact_url(url)
     text = str(exc)
     low = text.lower()

@@ -182,6 +182,15 @@ def test_json_that_is_not_pep691(run_module):
         assert "'application/json', not HTML; this is not a PyPI index page" in msg, msg
 
 
+def test_an_endless_page_is_cut_at_the_body_cap_not_read_into_memory(run_module):
+    """A "page" without end (a misrouted URL serving a stream, a broken server) fails in one sentence once it passes
+    http.BODY_CAP; the client stops reading there instead of filling the controller's memory."""
+    with BadServer("flood") as server:
+        msg = one_sentence(run_module(index_list, {"url": server.url + "simple/", **FAST}))
+        assert f"sent more than {httputil.BODY_CAP // 1048576} MiB in one answer" in msg and "not an index page" in msg, msg
+        assert server.sent < httputil.BODY_CAP + 16 * 1048576, server.sent  # the cap, plus what the socket buffers held
+
+
 def test_a_redirect_loop(wheel, run_module):
     with BadServer("redirect_loop") as server:
         for module, args in ((http_check, {"url": server.url}), (index_list, {"url": server.url + "simple/"})):
