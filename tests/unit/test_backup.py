@@ -14,6 +14,7 @@ import json
 import os
 import tarfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import backup 
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import s3
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.local_server import free_port
 from ansible_collections.pypi_ops.pypiserver.plugins.modules import package_backup
+from tests.helpers import rewrite_tar_member
 from tests.unit.test_s3_objects import ANY_KEY, Moto, _start_moto, _stop, client_for
 
 FILES = {
@@ -57,16 +59,7 @@ def take(packages, tmp_path) -> tuple[str, dict]:
 
 def rewrite_member(archive: str, name: str, data: bytes) -> None:
     """Rebuild the archive with ``name`` holding ``data`` (a file altered after the backup; the manifest is kept)."""
-    members = []
-    with tarfile.open(archive, "r:*") as tar:
-        for member in tar:
-            members.append((member.name, tar.extractfile(member).read()))
-    with tarfile.open(archive, "w:gz") as tar:
-        for mname, mdata in members:
-            body = data if mname == name else mdata
-            info = tarfile.TarInfo(mname)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
+    rewrite_tar_member(Path(archive), name, data)
 
 
 # --------------------------------------------------------------------------- backup
