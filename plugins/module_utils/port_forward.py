@@ -81,16 +81,26 @@ def make_args(
 # kubectl port-forward exits for good ("lost connection to pod") when one forwarded connection breaks, e.g. when
 # pypiserver closes a refused upload before reading its body (found on a real cluster: every test after `auth`
 # then met a dead port). The forward runs under this supervisor, which passes kubectl's output on to the log and
-# starts kubectl again on the same local port when it exits after it had been forwarding ("Forwarding from" seen),
-# at most MAX_RESTARTS times. A kubectl that never forwarded (no pod, RBAC, bad kubeconfig, pod-running timeout)
-# ends the supervisor with kubectl's own exit code and last words, as before. kubectl gets SIGTERM when the
-# supervisor dies, even by SIGKILL (PR_SET_PDEATHSIG).
+# starts kubectl again when it exits after it had been forwarding ("Forwarding from" seen), at most MAX_RESTARTS
+# times. A kubectl that never forwarded (no pod, RBAC, bad kubeconfig, pod-running timeout) ends the supervisor
+# with kubectl's own exit code and last words, as before. kubectl gets SIGTERM when the supervisor dies, even by
+# SIGKILL (PR_SET_PDEATHSIG).
+#
+# The local port is the supervisor's own: once kubectl first forwards (on an internal port), the supervisor
+# listens on the local port and relays every connection to kubectl. While kubectl is started again, the local
+# port stays open: a connection made in that gap waits (up to RELAY_WAIT seconds) for kubectl instead of being
+# refused (a kubernetes run once failed its `auth` test on "Connection refused" in that gap).
 MAX_RESTARTS = 20
+RELAY_WAIT = 20
 SUPERVISOR = r"""
-import ctypes, signal, subprocess, sys, time
-restarts, argv = int(sys.argv[1]), sys.argv[2:]
+import ctypes, signal, socket, subprocess, sys, threading, time
+restarts, host, public, internal, wait = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+argv = sys.argv[6:]
 child = None
+listener = None
 def stop(*_):
+    if listener is not None:
+        listener.close()
     if child is not None and child.poll() is None:
         child.terminate()
         try:
@@ -100,6 +110,52 @@ def stop(*_):
     sys.exit(0)
 def pdeathsig():
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+def closed(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+def relay(client):
+    upstream = None
+    give_up = time.monotonic() + wait
+    while upstream is None:
+        try:
+            upstream = socket.create_connection((host, internal), timeout=5)
+        except OSError:
+            if time.monotonic() > give_up:
+                closed(client)
+                return
+            time.sleep(0.05)
+    upstream.settimeout(None)
+    def back():
+        try:
+            while True:
+                data = upstream.recv(65536)
+                if not data:
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        closed(client)
+        closed(upstream)
+    threading.Thread(target=back, daemon=True).start()
+    try:
+        while True:
+            data = client.recv(65536)
+            if not data:
+                break
+            upstream.sendall(data)
+        upstream.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+def serve():
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=relay, args=(conn,), daemon=True).start()
 signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
 while True:
@@ -107,22 +163,46 @@ while True:
     forwarded = False
     for raw in child.stdout:
         line = raw.decode(errors="replace")
+        if line.startswith("Forwarding from") and listener is None:
+            try:
+                listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind((host, public))
+                listener.listen(128)
+            except OSError as exc:
+                print("pypi_ops port-forward supervisor: cannot listen on %s:%d: %s" % (host, public, exc), flush=True)
+                stop()
+            threading.Thread(target=serve, daemon=True).start()
+            print("pypi_ops port-forward supervisor: %s:%d relays to kubectl on port %d" % (host, public, internal),
+                  flush=True)
         forwarded = forwarded or line.startswith("Forwarding from")
         sys.stdout.write(line)
         sys.stdout.flush()
     rc = child.wait()
     if not forwarded or restarts <= 0:
+        if listener is not None:
+            listener.close()
         sys.exit(rc)
     restarts -= 1
-    print("pypi_ops port-forward supervisor: kubectl exited with code %d after forwarding; starting it again on "
-          "the same local port" % rc, flush=True)
+    print("pypi_ops port-forward supervisor: kubectl exited with code %d after forwarding; starting it again (the "
+          "local port stays open)" % rc, flush=True)
     time.sleep(0.3)
 """
 
 
-def supervised(argv: list[str]) -> list[str]:
-    """``argv`` under the supervisor above (same interpreter as the module)."""
-    return [sys.executable, "-c", SUPERVISOR, str(MAX_RESTARTS), *argv]
+def supervised(argv: list[str], public: int, internal: int) -> list[str]:
+    """``argv`` (kubectl forwarding ``internal``) under the supervisor above, which serves ``public``."""
+    return [
+        sys.executable,
+        "-c",
+        SUPERVISOR,
+        str(MAX_RESTARTS),
+        HOST,
+        str(public),
+        str(internal),
+        str(RELAY_WAIT),
+        *argv,
+    ]
 
 
 def build_argv(args: dict[str, t.Any], local_port: int, timeout: float | None = None) -> list[str]:
@@ -286,9 +366,13 @@ def _launch(args: dict[str, t.Any], port: int, state_dir: str, timeout: float) -
     check_kubeconfig(args.get("kubeconfig"))
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     log_path = os.path.join(state_dir, LOG_FILE)
-    argv = build_argv(args, port, timeout)
-    # tests' stand-in forwarders (argv_override) run as given; kubectl runs supervised
-    run_argv = argv if args.get("argv_override") else supervised(argv)
+    # tests' stand-in forwarders (argv_override) run as given on the local port; kubectl runs supervised, on an
+    # internal port the supervisor relays the local one to
+    internal = port
+    while internal == port and not args.get("argv_override"):
+        internal = free_port(HOST)
+    argv = build_argv(args, internal, timeout)
+    run_argv = argv if args.get("argv_override") else supervised(argv, port, internal)
     if run_argv is not argv and shutil.which(argv[0]) is None:
         raise ServerError(f"Cannot run {argv[0]!r}: No such file or directory; check that it is installed.")
     proc, token, offset = spawn_detached(run_argv, log_path, state_dir)
