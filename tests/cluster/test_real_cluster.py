@@ -669,7 +669,16 @@ def test_upgrade_drill_from_the_older_image_keeps_every_probe_and_passes_the_sui
     run = run_playbook(
         UPGRADE_DRILL,
         tmp_path,
-        k8s_vars(cluster, namespace, tmp_path, pypi_upgrade_from_values=OLDER, pypi_upgrade_rollback=True),
+        # the site's values as an extra var (which wins over every other variable) name the current image: the
+        # drill's older image still reaches the install, through pypi_k8s_values_overlay
+        k8s_vars(
+            cluster,
+            namespace,
+            tmp_path,
+            pypi_upgrade_from_values=OLDER,
+            pypi_upgrade_rollback=True,
+            pypi_k8s_values={"image": {"tag": "2.4.2"}},
+        ),
         timeout=2400,
     )
     took = time.monotonic() - t0

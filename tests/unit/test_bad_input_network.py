@@ -187,7 +187,9 @@ def test_an_endless_page_is_cut_at_the_body_cap_not_read_into_memory(run_module)
     http.BODY_CAP; the client stops reading there instead of filling the controller's memory."""
     with BadServer("flood") as server:
         msg = one_sentence(run_module(index_list, {"url": server.url + "simple/", **FAST}))
-        assert f"sent more than {httputil.BODY_CAP // 1048576} MiB in one answer" in msg and "not an index page" in msg, msg
+        assert (
+            f"sent more than {httputil.BODY_CAP // 1048576} MiB in one answer" in msg and "not an index page" in msg
+        ), msg
         assert server.sent < httputil.BODY_CAP + 16 * 1048576, server.sent  # the cap, plus what the socket buffers held
 
 
