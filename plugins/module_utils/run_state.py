@@ -155,19 +155,50 @@ def start_guardian(controller_pid: int, path: str, collections_root: str) -> int
     return proc.pid
 
 
+def _stop_drill(
+    drill: str, release: str, namespace: str, done: list[str], left: list[str], ls: t.Any, s3mod: t.Any, pf: t.Any
+) -> None:
+    """Stop the restore drill's fresh server, its bucket and port-forward (by PID), remove its state directory, and
+    name a fresh release the drill installed."""
+    for sub, what, stop in (
+        ("server", "the restore drill's fresh pypiserver", ls.stop),
+        ("s3", "the restore drill's fresh bucket and S3 server", s3mod.stop),
+        ("forward", "the port-forward to the restore drill's fresh release", pf.stop),
+    ):
+        path = os.path.join(drill, sub)
+        if not os.path.isdir(path):
+            continue
+        try:
+            stop(path)
+            done.append(f"stopped {what} ({path})")
+        except Exception as exc:  # noqa: BLE001
+            left.append(f"{what} of {path} ({exc}); stop it by hand")
+    if not _mounted_under(drill):  # never delete through a mount that is still there
+        shutil.rmtree(drill, ignore_errors=True)
+    if release:
+        left.append(
+            f"the restore drill's fresh release {release} in namespace {namespace} and its claim: helm uninstall "
+            f"{release} -n {namespace}, then kubectl delete pvc -n {namespace} -l app.kubernetes.io/instance={release}"
+        )
+
+
 def teardown(plan: dict[str, t.Any]) -> tuple[list[str], list[str]]:
     """Stop what the run started on this machine; (what was done, what is left behind and how to remove it)."""
     done: list[str] = []
     left: list[str] = []
-    if not plan.get("cleanup", True):
-        return done, ["nothing stopped: pypi_cleanup is false (the server is meant to keep running)"]
-    target = plan.get("target") or ""
     try:
         from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_s3 as s3mod
         from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls
         from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import port_forward as pf
     except Exception as exc:  # noqa: BLE001 - report what could not be done instead
         return done, [f"the teardown could not load its code ({exc}); stop the run's processes by hand"]
+    # the restore drill's fresh server (or its port-forward) is always the drill's own: stopped whatever pypi_cleanup
+    drill = plan.get("drill_state_dir") or ""
+    if drill and os.path.isdir(drill):
+        _stop_drill(drill, plan.get("drill_release") or "", plan.get("namespace") or "", done, left, ls, s3mod, pf)
+    if not plan.get("cleanup", True):
+        return done, [*left, "nothing stopped: pypi_cleanup is false (the server is meant to keep running)"]
+    target = plan.get("target") or ""
     state_dir = plan.get("local_state_dir") or ""
     if target in ("local", "local_s3") and state_dir:
         try:

@@ -193,6 +193,33 @@ def test_the_guardian_names_what_it_cannot_remove():
     assert run_state.teardown({"cleanup": False})[1][0].startswith("nothing stopped: pypi_cleanup is false")
 
 
+def test_the_guardian_stops_the_restore_drills_fresh_server_whatever_pypi_cleanup(tmp_path):
+    """A restore drill stopped before its teardown: its fresh server (a real pypiserver) is stopped by PID and its
+    state removed even with pypi_cleanup false (the target is meant to keep running, the fresh server never is);
+    a fresh release the drill installed is named with the commands that remove it and its claim."""
+    from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import local_server as ls
+
+    drill = tmp_path / "state-restore"
+    spec = ls.Spec(package_dir=str(drill / "packages"))
+    ls.start(spec, str(drill / "server"), timeout=30)
+    pid = ls.read_state(str(drill / "server"))["pid"]
+    try:
+        assert ls.pid_alive(pid)
+        done, left = run_state.teardown(
+            {"cleanup": False, "drill_state_dir": str(drill), "drill_release": "pypi-restore", "namespace": "ns"}
+        )
+        assert done == [f"stopped the restore drill's fresh pypiserver ({drill / 'server'})"]
+        assert not ls.pid_alive(pid) and not drill.exists()
+        assert left[0] == (
+            "the restore drill's fresh release pypi-restore in namespace ns and its claim: helm uninstall pypi-restore "
+            "-n ns, then kubectl delete pvc -n ns -l app.kubernetes.io/instance=pypi-restore"
+        )
+        assert left[1].startswith("nothing stopped: pypi_cleanup is false")
+    finally:
+        if ls.pid_alive(pid):
+            ls.stop(str(drill / "server"))
+
+
 def test_next_planned_is_the_first_later_test_without_a_result():
     from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import run_state
 
