@@ -30,8 +30,8 @@ import tempfile
 import typing as t
 import zlib
 
+from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import digest, pod_exec, s3
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import k8s_wait as kw
-from ansible_collections.pypi_ops.pypiserver.plugins.module_utils import pod_exec, s3
 from ansible_collections.pypi_ops.pypiserver.plugins.module_utils.digest import CHUNK
 
 MANIFEST = "manifest.json"
@@ -338,14 +338,20 @@ def make_store(spec: dict[str, t.Any] | None) -> Store:
     raise BackupError(f"Unknown store kind {kind!r}; use one of {', '.join(KINDS)}.")
 
 
-def sha256_stream(stream: t.Any) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
+def _chunks(stream: t.Any, sink: t.Any = None) -> t.Iterator[bytes]:
+    """The chunks of a readable ``stream``, each also written to ``sink`` when given."""
     while True:
         data = stream.read(CHUNK)
         if not data:
-            return digest.hexdigest(), size
-        digest.update(data)
-        size += len(data)
+            return
+        if sink is not None:
+            sink.write(data)
+        yield data
+
+
+def sha256_stream(stream: t.Any) -> tuple[str, int]:
+    """(sha256, size) of a readable stream (digest.sha256_chunks: hashing overlaps reading)."""
+    return digest.sha256_chunks(_chunks(stream))
 
 
 # --------------------------------------------------------------------------- manifest
@@ -597,21 +603,13 @@ def _check_one(
             problems.append(f"{name} is in the backup but not in the manifest")
             return
         seen.add(name)
-        digest, size = hashlib.sha256(), 0
         sink = open(os.path.join(keep_dir, _slot(name)), "wb") if keep_dir else None  # noqa: SIM115
         try:
-            while True:
-                data = stream.read(CHUNK)
-                if not data:
-                    break
-                digest.update(data)
-                size += len(data)
-                if sink:
-                    sink.write(data)
+            sha, size = digest.sha256_chunks(_chunks(stream, sink))
         finally:
             if sink:
                 sink.close()
-        problem = _differs(name, want[name], digest.hexdigest(), size, "in the backup")
+        problem = _differs(name, want[name], sha, size, "in the backup")
         if problem:
             problems.append(problem)
     finally:
@@ -724,19 +722,19 @@ def check_snapshot(manifest: dict[str, t.Any], snapshot: dict[str, t.Any]) -> li
     """
     listed: dict[str, str] = {}
     for files in (snapshot.get("projects") or {}).values():
-        for filename, digest in (files or {}).items():
-            listed[filename] = digest or ""
+        for filename, served in (files or {}).items():
+            listed[filename] = served or ""
     problems: list[str] = []
     for f in manifest["files"]:
         filename = f["name"].rsplit("/", 1)[-1]
-        digest = listed.get(filename)
-        if digest is None:
+        served = listed.get(filename)
+        if served is None:
             problems.append(f"{filename} is not listed by the index")
-        elif not digest.startswith("sha256:"):
-            problems.append(f"{filename} is listed without a sha256 ({digest or 'no hash'})")
-        elif digest[len("sha256:") :] != f["sha256"]:
+        elif not served.startswith("sha256:"):
+            problems.append(f"{filename} is listed without a sha256 ({served or 'no hash'})")
+        elif served[len("sha256:") :] != f["sha256"]:
             problems.append(
-                f"{filename} is served with sha256 {digest[len('sha256:') :]}, the backup has {f['sha256']}"
+                f"{filename} is served with sha256 {served[len('sha256:') :]}, the backup has {f['sha256']}"
             )
     return problems
 
